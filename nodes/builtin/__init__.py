@@ -1,0 +1,1 @@
+"""Loom's built-in nodes that need no model weights (image, mask, latent, primitives, utilities)."""
