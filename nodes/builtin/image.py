@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import string
 from pathlib import Path
@@ -19,6 +20,8 @@ from nodes import paths
 from nodes.builtin import image_ops
 from nodes.builtin.values import check_image
 from nodes.image_files import load_image_file, save_png
+
+log = logging.getLogger("loom.nodes.image")
 
 
 # -- input files (shared with LoadImageMask) ----------------------------------------------------------
@@ -84,6 +87,9 @@ def metadata_chunks(prompt: dict | None, extra_pnginfo: dict | None) -> dict[str
     chunks: dict[str, str] = {}
     if prompt is not None:
         chunks["prompt"] = json.dumps(prompt)
+    if extra_pnginfo is not None and not isinstance(extra_pnginfo, dict):
+        log.warning("extra_pnginfo is a %s, not a dict: not written to the PNG", type(extra_pnginfo).__name__)
+        extra_pnginfo = None
     for key, value in (extra_pnginfo or {}).items():
         chunks[str(key)] = json.dumps(value)
     return chunks

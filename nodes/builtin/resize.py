@@ -40,7 +40,7 @@ def lanczos(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
     for b in range(src.shape[0]):
         for c in range(src.shape[1]):
             resized = Image.fromarray(src[b, c], mode="F").resize((width, height), Image.Resampling.LANCZOS)
-            out[b, c] = torch.from_numpy(np.asarray(resized, dtype=np.float32))
+            out[b, c] = torch.from_numpy(np.array(resized, dtype=np.float32))
     return out.to(samples.device)
 
 
