@@ -35,13 +35,16 @@ def center_crop_to_aspect(samples: torch.Tensor, width: int, height: int) -> tor
 
 def lanczos(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """Lanczos resize of [B,C,H,W] through PIL's float ("F") images, one channel at a time."""
+    if samples.numel() == 0:
+        return samples.new_zeros((*samples.shape[:2], height, width))
     out = torch.empty((*samples.shape[:2], height, width), dtype=samples.dtype)
     src = samples.detach().to("cpu", torch.float32).numpy()
     for b in range(src.shape[0]):
         for c in range(src.shape[1]):
             resized = Image.fromarray(src[b, c], mode="F").resize((width, height), Image.Resampling.LANCZOS)
             out[b, c] = torch.from_numpy(np.array(resized, dtype=np.float32))
-    return out.to(samples.device)
+    # Lanczos rings past the input's range; keep within it (an image stays in 0..1).
+    return out.clamp(float(src.min()), float(src.max())).to(samples.device)
 
 
 def _slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

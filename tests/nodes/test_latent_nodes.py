@@ -122,3 +122,11 @@ def test_set_latent_noise_mask_and_errors(run_node):
         run_node("SetLatentNoiseMask", samples=torch.zeros(1, 4, 8, 8), mask=torch.ones(8, 8))
     with pytest.raises(ValueError, match=r"samples\['samples'\] must be \[B,C,H,W\]"):
         run_node("LatentUpscaleBy", samples={"samples": torch.zeros(8, 8)}, upscale_method="area", scale_by=2)
+
+
+def test_lanczos_stays_within_the_input_range():
+    step = torch.zeros(1, 1, 4, 8)
+    step[..., 4:] = 1.0
+    out = common_upscale(step, 21, 9, "lanczos")
+    assert out.shape == (1, 1, 9, 21) and out.min() >= 0 and out.max() <= 1
+    assert out[0, 0, 4, 0] == 0 and out[0, 0, 4, -1] == 1
