@@ -110,6 +110,8 @@ class _Run:
         lazy = self._lazy_cache.get(node_id)
         if lazy is None:
             class_type = self.dynprompt.get_node(node_id)["class_type"]
+            if self.executor.registry.get(class_type) is None:
+                return frozenset()  # reported when the node itself runs
             self.node_def(node_id)
             lazy = frozenset(n for n, s in self.specs(class_type).items() if s.lazy)
             self._lazy_cache[node_id] = lazy
