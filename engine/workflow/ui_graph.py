@@ -220,7 +220,8 @@ def _parse_graph(data: dict, graph_name: str, warn: Callable[[str], None]) -> Gr
         if node.id in nodes:
             raise WorkflowError(f"{graph_name}: two nodes have the id {node.id}")
         nodes[node.id] = node
-    raw_links = data.get("links") or []
+    raw_links = data.get("links")
+    raw_links = [] if raw_links is None else raw_links
     if not isinstance(raw_links, list):
         raise WorkflowError(f"{graph_name}: 'links' is not a list")
     links: dict[int, Link] = {}
