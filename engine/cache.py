@@ -156,7 +156,7 @@ class LRUCache(OutputCache):
         return entry
 
     def put(self, key: int, outputs: list[list[Any]], ui: dict | None) -> None:
-        nbytes = value_nbytes(outputs)
+        nbytes = value_nbytes((outputs, ui))
         if nbytes > self.budget_bytes:
             return
         old = self._entries.pop(key, None)

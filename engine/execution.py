@@ -29,7 +29,7 @@ from nodes.registry import NodeRegistry
 log = logging.getLogger("loom.engine")
 
 
-@dataclass
+@dataclass(repr=False)  # asyncio reprs a task's result at teardown; keep that O(1)
 class RunResult:
     prompt_id: str
     status: str                                   # "success" | "error" | "interrupted"
@@ -39,6 +39,9 @@ class RunResult:
     executed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     error: dict | None = None
+
+    def __repr__(self) -> str:
+        return f"RunResult({self.prompt_id!r}, {self.status!r}, {len(self.executed)} executed)"
 
     @property
     def status_str(self) -> str:
@@ -138,8 +141,12 @@ class _Run:
         output_set = set(self.output_ids)
         self.queue = ExecutionList(self.dynprompt, self.is_available, self.lazy_inputs, output_set)
         for node_id in self.output_ids:
-            # Outputs are always staged, cached or not, so a cached output re-sends its ui.
-            self.queue.add_node(node_id)
+            if node_id in self.values:  # a cached output only re-sends its ui
+                if node_id in self.ui:
+                    self._send_executed(node_id, self.ui[node_id])
+                self._mark_executed(node_id)
+            else:
+                self.queue.add_node(node_id)
         try:
             await self._drain()
         except context.InterruptProcessing:
@@ -572,9 +579,12 @@ class Executor:
         return result
 
     def _keep_instances(self, run: _Run) -> None:
-        used = {(nid, run.dynprompt.get_node(nid)["class_type"]) for nid in run.dynprompt.all_node_ids()}
-        for key in [k for k in self._instances if k not in used]:
-            del self._instances[key]
+        """Drop node objects whose node is gone from the latest prompt."""
+        dynprompt = run.dynprompt
+        for key in list(self._instances):
+            node_id, class_type = key
+            if not dynprompt.has_node(node_id) or dynprompt.get_node(node_id)["class_type"] != class_type:
+                del self._instances[key]
 
     def reset(self) -> None:
         """Forget every cached output and node object (the server's /free with free_memory)."""

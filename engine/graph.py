@@ -8,6 +8,7 @@ for them, and sources already available (cache hits) are never staged.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -124,7 +125,7 @@ class ExecutionList:
         self.blocking: dict[str, set[str]] = {}  # source -> consumers waiting on it
         self.external_blocks: dict[str, int] = {}
         # Insertion-ordered sets (dicts): O(1) add, remove and pop at either end.
-        self._ready_outputs: dict[str, None] = {}
+        self._ready_outputs: OrderedDict[str, None] = OrderedDict()
         self._ready: dict[str, None] = {}
 
     def __len__(self) -> int:
@@ -221,9 +222,7 @@ class ExecutionList:
         intermediate results short-lived.
         """
         if self._ready_outputs:
-            node_id = next(iter(self._ready_outputs))
-            del self._ready_outputs[node_id]
-            return node_id
+            return self._ready_outputs.popitem(last=False)[0]
         if self._ready:
             return self._ready.popitem()[0]
         return None

@@ -68,49 +68,61 @@ class KeyBuilder:
         return key
 
     def compute(self, roots: list[str]) -> None:
-        """Keys for `roots` and everything they link to, iteratively (graphs may be 10,000 deep)."""
+        """Keys for `roots` and everything they link to, iteratively (graphs may be 10,000 deep).
+
+        This runs over every node of every run, cached or not, so it is written for speed.
+        """
         keys = self.keys
-        get_node = self.dynprompt.get_node
-        on_path: set[str] = set()
+        original = self.dynprompt.original_prompt
+        ephemeral = self.dynprompt.ephemeral_prompt
         for root in roots:
             if root in keys:
                 continue
-            stack: list[tuple[str, bool]] = [(root, False)]
+            stack = [root]
+            on_path: set[str] = set()  # expanded, not finished: the current DFS path
             while stack:
-                node_id, expanded = stack.pop()
+                node_id = stack[-1]
                 if node_id in keys:
+                    stack.pop()
                     continue
-                inputs = get_node(node_id)["inputs"]
-                if not expanded:
-                    if node_id in on_path:
-                        raise DependencyCycleError([node_id])
+                info = ephemeral.get(node_id) or original[node_id]
+                inputs = info["inputs"]
+                if node_id not in on_path:
                     on_path.add(node_id)
-                    stack.append((node_id, True))
+                    waiting = False
                     for value in inputs.values():
-                        if is_link(value) and value[0] not in keys and self.dynprompt.has_node(value[0]):
-                            if value[0] in on_path:
-                                raise DependencyCycleError([value[0], node_id])
-                            stack.append((value[0], False))
-                    continue
+                        if type(value) is list and len(value) == 2 and type(value[0]) is str \
+                                and type(value[1]) in _INDEX_TYPES:
+                            source = value[0]
+                            if source not in keys and (source in original or source in ephemeral):
+                                if source in on_path:
+                                    raise DependencyCycleError([source, node_id])
+                                stack.append(source)
+                                waiting = True
+                    if waiting:
+                        continue
+                stack.pop()
                 on_path.discard(node_id)
-                keys[node_id] = self._signature_key(node_id, inputs)
+                keys[node_id] = self._signature_key(node_id, info["class_type"], inputs)
 
-    def _signature_key(self, node_id: str, inputs: dict) -> int:
-        info = self.dynprompt.get_node(node_id)
-        class_type = info["class_type"]
-        node_def = self.node_defs.get(class_type)
+    def _signature_key(self, node_id: str, class_type: str, inputs: dict) -> int:
+        keys = self.keys
         items = []
         for name, value in inputs.items():
-            if is_link(value):
-                source_key = self.keys.get(value[0])
+            kind = type(value)
+            if kind is int or kind is str or kind is bool or value is None:
+                items.append((name, value))
+            elif kind is list and len(value) == 2 and type(value[0]) is str and type(value[1]) in _INDEX_TYPES:
+                source_key = keys.get(value[0])
                 if source_key is None:  # a link to a node that does not exist: never cacheable
                     return self.interner.fresh()
                 items.append((name, ("__link__", source_key, int(value[1]))))
             else:
                 items.append((name, to_hashable(value)))
-        items.sort(key=lambda kv: kv[0])
+        items.sort()
         changed = None
         identity = None
+        node_def = self.node_defs.get(class_type)
         if node_def is not None:
             if node_def.has_is_changed:
                 changed = to_hashable(is_changed_value(node_def, inputs, node_id))
@@ -123,6 +135,7 @@ class KeyBuilder:
             return self.interner.fresh()
 
 
+_INDEX_TYPES = (int, float)
 _unique_id_cache: dict[type, bool] = {}
 
 
