@@ -1,0 +1,109 @@
+"""Everything a running server holds, built once by `build_context` and shared by the route modules."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from server.config import ServeConfig
+from server.dispatcher import Dispatcher, LocalWorker, Worker
+from server.logbuffer import LogBuffer
+from server.prompt_queue import PromptQueue
+from server.store import Store
+from server.ws_hub import Hub
+
+log = logging.getLogger("loom.server")
+
+STOPPED_MESSAGE = "Loom stopped while this prompt was running"
+
+
+@dataclass
+class ServerContext:
+    config: ServeConfig
+    registry: Any  # nodes.registry.NodeRegistry
+    folders: Any  # nodes.paths.Folders
+    store: Store
+    queue: PromptQueue
+    hub: Hub
+    dispatcher: Dispatcher
+    logs: LogBuffer
+    started_at: float = field(default_factory=time.time)
+
+    app: Any = None  # the aiohttp Application, once built
+
+    # -- what node packs read through server.PromptServer.instance (server/compat_bridge.py) --------
+    @property
+    def loop(self):
+        return self.hub.loop
+
+    def _first_running(self):
+        running = self.dispatcher.running()
+        return running[0] if running else None
+
+    @property
+    def client_id(self) -> str | None:
+        run = self._first_running()
+        return run.item.client_id if run else None
+
+    @property
+    def last_node_id(self) -> str | None:
+        run = self._first_running()
+        return run.last_node if run else None
+
+    @property
+    def last_prompt_id(self) -> str | None:
+        run = self._first_running()
+        return run.item.prompt_id if run else None
+
+    def queue_updated(self) -> None:
+        self.hub.post_status()
+
+    @property
+    def user_root(self) -> Path:
+        return Path(self.folders.user_dir)
+
+    def send_sync(self, event: str, data: dict, sid: str | None = None) -> None:
+        """Send a WebSocket message from any thread (what packs call PromptServer.send_sync for)."""
+        self.hub.post(event, data, sid)
+
+    def close(self) -> None:
+        self.dispatcher.stop()
+        self.store.close()
+
+
+def make_cache(config: ServeConfig):
+    """The executor's cache for --cache-none / --cache-ram GB (None: the engine's default)."""
+    from engine import cache
+
+    if config.cache_none:
+        return cache.NullCache()
+    if config.cache_ram_gb is not None:
+        return cache.LRUCache(int(config.cache_ram_gb * 1024**3))
+    return None
+
+
+def build_context(config: ServeConfig, registry, workers: list[Worker] | None = None,
+                  logs: LogBuffer | None = None) -> ServerContext:
+    """Open the store, recover from an unclean stop, and start the workers."""
+    from nodes import paths
+
+    folders = paths.configure(config.data_dir, config.models_dir)
+    store = Store(folders.data_dir, max_history=config.max_history)
+    failed = store.recover(STOPPED_MESSAGE, int(time.time() * 1000))
+    for pid in failed:
+        log.warning("prompt %s was running when Loom stopped; marked failed", pid)
+    queue = PromptQueue(store)
+    pending = queue.remaining()
+    if pending:
+        log.info("%d prompt(s) still queued from the last session", pending)
+    hub = Hub(config.ws_queue_size)
+    hub.queue_remaining = queue.remaining
+    queue.on_change = hub.post_status
+    if workers is None:
+        workers = [LocalWorker(registry, make_cache(config))]
+    dispatcher = Dispatcher(queue, hub, workers)
+    return ServerContext(config=config, registry=registry, folders=folders, store=store, queue=queue, hub=hub,
+                         dispatcher=dispatcher, logs=logs or LogBuffer())

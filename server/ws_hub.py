@@ -1,0 +1,171 @@
+"""WebSocket clients and the routing of messages to them.
+
+Each client has a bounded outbox drained by its own sender task, so a slow or dead socket only ever
+costs its own messages: progress and previews are dropped when its outbox is half full, and a client
+whose outbox is full is disconnected (it reconnects and gets the current state). Worker threads hand
+messages over with `post*` (thread-safe, never blocking); JSON is encoded once per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from server import previews
+
+log = logging.getLogger("loom.server")
+
+# Who gets an engine event (dialect 2.5): the submitting client, and nobody when there is none...
+CLIENT_ONLY = {"execution_start", "execution_cached", "executing", "executed", "execution_success",
+               "execution_error"}
+# ...or the submitting client, and everyone when there is none.
+CLIENT_OR_BROADCAST = {"execution_interrupted", "progress", "progress_state"}
+# Messages a client can miss without losing track of a run.
+DROPPABLE = {"progress", "progress_state"}
+
+
+@dataclass(eq=False)
+class Client:
+    sid: str
+    ws: web.WebSocketResponse
+    outbox: asyncio.Queue
+    flags: dict = field(default_factory=dict)
+    sender: asyncio.Task | None = None
+    dropped: int = 0
+
+    @property
+    def wants_metadata(self) -> bool:
+        return bool(self.flags.get("supports_preview_metadata"))
+
+
+class Hub:
+    def __init__(self, outbox_size: int = 256):
+        self.outbox_size = outbox_size
+        self.clients: dict[str, Client] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.queue_remaining: Callable[[], int] = lambda: 0
+        self._status_scheduled = False
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    # -- clients -----------------------------------------------------------------------------------
+    def add(self, sid: str, ws: web.WebSocketResponse) -> Client:
+        old = self.clients.pop(sid, None)
+        if old is not None:  # the same clientId reconnected: the new socket replaces the old one
+            self._disconnect(old, code=1000, reason="replaced by a new connection")
+        client = Client(sid, ws, asyncio.Queue(self.outbox_size))
+        client.sender = asyncio.ensure_future(self._drain(client))
+        self.clients[sid] = client
+        return client
+
+    def remove(self, client: Client) -> None:
+        if self.clients.get(client.sid) is client:
+            del self.clients[client.sid]
+        if client.sender is not None and not client.sender.done():
+            client.sender.cancel()
+
+    async def _drain(self, client: Client) -> None:
+        try:
+            while True:
+                msg = await client.outbox.get()
+                if isinstance(msg, bytes):
+                    await client.ws.send_bytes(msg)
+                else:
+                    await client.ws.send_str(msg)
+        except asyncio.CancelledError:
+            pass
+        except Exception as e:  # the socket went away; its handler cleans up
+            log.debug("websocket %s send failed: %s", client.sid, e)
+
+    def _disconnect(self, client: Client, code: int, reason: str) -> None:
+        self.remove(client)
+
+        async def close():
+            try:
+                await asyncio.wait_for(client.ws.close(code=code, message=reason.encode()), 5)
+            except Exception:
+                pass
+
+        asyncio.ensure_future(close())
+
+    def _enqueue(self, client: Client, msg: str | bytes, droppable: bool) -> None:
+        q = client.outbox
+        if droppable and q.qsize() >= self.outbox_size // 2:
+            client.dropped += 1
+            return
+        try:
+            q.put_nowait(msg)
+        except asyncio.QueueFull:
+            log.warning("websocket client %s is not reading; disconnecting it", client.sid)
+            self._disconnect(client, code=1013, reason="client too slow")
+
+    # -- sending (event loop) ------------------------------------------------------------------------
+    def send(self, event: str, data: dict, sid: str | None = None, droppable: bool = False) -> None:
+        self.send_text(encode(event, data), sid, droppable)
+
+    def send_text(self, text: str, sid: str | None, droppable: bool = False) -> None:
+        if sid is None:
+            for client in list(self.clients.values()):
+                self._enqueue(client, text, droppable)
+        elif (client := self.clients.get(sid)) is not None:
+            self._enqueue(client, text, droppable)
+
+    def send_preview(self, fmt: str, data: bytes, meta: dict, sid: str | None) -> None:
+        targets = list(self.clients.values()) if sid is None else [c for c in [self.clients.get(sid)] if c]
+        plain = with_meta = None
+        for client in targets:
+            if client.wants_metadata:
+                with_meta = with_meta or previews.frame_with_metadata(fmt, data, meta)
+                self._enqueue(client, with_meta, droppable=True)
+            else:
+                plain = plain or previews.frame_plain(fmt, data)
+                self._enqueue(client, plain, droppable=True)
+
+    def send_status(self) -> None:
+        self._status_scheduled = False
+        self.send("status", {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}})
+
+    # -- from any thread -----------------------------------------------------------------------------
+    def _call(self, fn, *args) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop shutting down
+            pass
+
+    def post(self, event: str, data: dict, sid: str | None = None, droppable: bool = False) -> None:
+        self._call(self.send_text, encode(event, data), sid, droppable)
+
+    def post_status(self) -> None:
+        """Broadcast the queue size once per loop turn, however many changes asked for it."""
+        if not self._status_scheduled:
+            self._status_scheduled = True
+            self._call(self.send_status)
+
+    def post_engine_event(self, event: str, data: dict, client_id: str | None) -> None:
+        if event in CLIENT_ONLY:
+            if client_id is not None:
+                self.post(event, data, client_id)
+        elif event in CLIENT_OR_BROADCAST:
+            self.post(event, data, client_id, droppable=event in DROPPABLE)
+        else:  # custom events from packs follow the dialect's send_sync: to the client, else everyone
+            self.post(event, data, client_id)
+
+    def post_preview(self, preview, meta: dict, client_id: str | None) -> None:
+        if not self.clients:
+            return
+        encoded = previews.encode_image(preview)
+        if encoded is not None:
+            self._call(self.send_preview, encoded[0], encoded[1], meta, client_id)
+
+
+def encode(event: str, data: dict) -> str:
+    return json.dumps({"type": event, "data": data}, default=str)
