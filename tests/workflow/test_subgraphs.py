@@ -1,0 +1,255 @@
+"""Subgraph flattening: ids `outer:inner`, IO wiring, promoted widgets, nesting, modes."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import SubgraphBuilder, WorkflowBuilder
+
+from engine.workflow import WorkflowError, convert_ui_to_api
+
+MUTE, BYPASS = 2, 4
+
+
+def encode_subgraph() -> SubgraphBuilder:
+    """(clip, text) -> CLIPTextEncode -> CONDITIONING, with `text` promoted."""
+    sg = SubgraphBuilder("Encode", inputs=[("clip", "CLIP"), ("text", "STRING")],
+                         outputs=[("CONDITIONING", "CONDITIONING")])
+    enc = sg.node("CLIPTextEncode", inputs=[("clip", "CLIP"), ("text", "STRING", "text")],
+                  outputs=["CONDITIONING"], widgets=["inner default"])
+    sg.link(-10, 0, enc, "clip")
+    sg.link(-10, 1, enc, "text")
+    sg.link(enc, 0, -20, 0)
+    return sg
+
+
+def instance(wf: WorkflowBuilder, sg: SubgraphBuilder, widgets=None, promoted=(), mode=0, **extra) -> dict:
+    inputs = [(i["name"], i["type"], i["name"]) if i["name"] in promoted else (i["name"], i["type"])
+              for i in sg.inputs]
+    return wf.node(sg.id, inputs=inputs, outputs=[o["type"] for o in sg.outputs], widgets=widgets, mode=mode,
+                   **extra)
+
+
+def encode_workflow(version=1, n_instances=1, values=("a cat",)):
+    wf = WorkflowBuilder(version=version)
+    sg = encode_subgraph()
+    wf.subgraphs.append(sg.build())
+    ckpt = wf.node("CheckpointLoaderSimple", outputs=["MODEL", "CLIP", "VAE"], widgets=["model.safetensors"])
+    ks = wf.node("KSampler", inputs=[("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
+                 outputs=["LATENT"], widgets=[1, "fixed", 20, 7.0, "euler", "normal", 1.0])
+    wf.link(ckpt, 0, ks, 0)
+    instances = []
+    for k in range(n_instances):
+        inst = instance(wf, sg, widgets=[values[k]], promoted=("text",))
+        wf.link(ckpt, 1, inst, 0)
+        wf.link(inst, 0, ks, 1 + k)
+        instances.append(inst)
+    return wf, ckpt, ks, instances
+
+
+@pytest.mark.parametrize("version", [1, 0.4])
+def test_subgraph_is_flattened_with_outer_inner_ids(object_info, version):
+    wf, ckpt, ks, (inst,) = encode_workflow(version)
+    result = convert_ui_to_api(wf.build(), object_info)
+    inner_id = f"{inst['id']}:1"
+    assert result.prompt[inner_id] == {"inputs": {"text": "a cat", "clip": [str(ckpt["id"]), 1]},
+                                       "class_type": "CLIPTextEncode",
+                                       "_meta": {"title": "CLIP Text Encode (Prompt)"}}
+    assert result.prompt[str(ks["id"])]["inputs"]["positive"] == [inner_id, 0]
+    assert str(inst["id"]) not in result.prompt
+    assert result.warnings == [] and result.missing_node_types == []
+
+
+def test_each_instance_keeps_its_own_promoted_values(object_info):
+    wf, _, ks, (a, b) = encode_workflow(n_instances=2, values=("positive words", "negative words"))
+    prompt = convert_ui_to_api(wf.build(), object_info).prompt
+    assert prompt[f"{a['id']}:1"]["inputs"]["text"] == "positive words"
+    assert prompt[f"{b['id']}:1"]["inputs"]["text"] == "negative words"
+    assert prompt[str(ks["id"])]["inputs"]["negative"] == [f"{b['id']}:1", 0]
+
+
+def test_promoted_values_by_name(object_info):
+    wf, _, _, (inst,) = encode_workflow()
+    inst["widgets_values_named"] = {"text": "named wins"}
+    prompt = convert_ui_to_api(wf.build(), object_info).prompt
+    assert prompt[f"{inst['id']}:1"]["inputs"]["text"] == "named wins"
+
+
+def test_unpromoted_inner_widget_keeps_its_own_value(object_info):
+    wf, _, _, (inst,) = encode_workflow()
+    inst.pop("widgets_values")
+    inst["inputs"][1].pop("widget")
+    prompt = convert_ui_to_api(wf.build(), object_info).prompt
+    assert prompt[f"{inst['id']}:1"]["inputs"]["text"] == "inner default"
+
+
+def test_subgraph_input_linked_from_outside(object_info):
+    wf, _, _, (inst,) = encode_workflow()
+    join = wf.node("TextJoin", inputs=[("a", "STRING")], outputs=["STRING"], widgets=["x"])
+    wf.link(join, 0, inst, "text")
+    prompt = convert_ui_to_api(wf.build(), object_info).prompt
+    assert prompt[f"{inst['id']}:1"]["inputs"]["text"] == [str(join["id"]), 0]
+
+
+def test_legacy_seed_control_slot_in_promoted_values(object_info):
+    sg = SubgraphBuilder("Sampler", inputs=[("seed", "INT"), ("steps", "INT")], outputs=[("LATENT", "LATENT")])
+    ks = sg.node("KSampler", inputs=[("seed", "INT", "seed"), ("steps", "INT", "steps")], outputs=["LATENT"],
+                 widgets=[0, "fixed", 5, 8.0, "euler", "normal", 1.0])
+    sg.link(-10, 0, ks, "seed")
+    sg.link(-10, 1, ks, "steps")
+    sg.link(ks, 0, -20, 0)
+    wf = WorkflowBuilder(version=1)
+    wf.subgraphs.append(sg.build())
+    inst = instance(wf, sg, widgets=[123, "randomize", 30], promoted=("seed", "steps"))
+    inputs = convert_ui_to_api(wf.build(), object_info).prompt[f"{inst['id']}:1"]["inputs"]
+    assert inputs["seed"] == 123 and inputs["steps"] == 30 and inputs["cfg"] == 8.0
+
+
+def test_legacy_proxy_widgets(object_info):
+    sg = SubgraphBuilder("Latent", inputs=[("width", "INT")], outputs=[("LATENT", "LATENT")])
+    latent = sg.node("EmptyLatentImage", inputs=[("width", "INT", "width")], outputs=["LATENT"],
+                     widgets=[512, 512, 1])
+    sg.link(-10, 0, latent, "width")
+    sg.link(latent, 0, -20, 0)
+    wf = WorkflowBuilder(version=1)
+    wf.subgraphs.append(sg.build())
+    inst = instance(wf, sg, widgets=[640, 832, 9],
+                    properties={"proxyWidgets": [["-1", "width"], ["1", "height"], ["7", "nothing"]]})
+    result = convert_ui_to_api(wf.build(), object_info)
+    assert result.prompt[f"{inst['id']}:1"]["inputs"] == {"width": 640, "height": 832, "batch_size": 1}
+    assert any("could not be traced" in w for w in result.warnings)
+
+
+def nested_workflow():
+    """LoadImage -> [Outer: [Inner: ImageScale(width promoted)] -> ImageInvert] -> SaveImage."""
+    inner = SubgraphBuilder("Inner", inputs=[("image", "IMAGE"), ("width", "INT")], outputs=[("IMAGE", "IMAGE")])
+    scale = inner.node("ImageScale", inputs=[("image", "IMAGE"), ("width", "INT", "width")], outputs=["IMAGE"],
+                       widgets=["bilinear", 100, 200, "disabled"])
+    inner.link(-10, 0, scale, "image")
+    inner.link(-10, 1, scale, "width")
+    inner.link(scale, 0, -20, 0)
+
+    outer = SubgraphBuilder("Outer", inputs=[("image", "IMAGE"), ("width", "INT")], outputs=[("IMAGE", "IMAGE")])
+    outer._ids = iter(range(5, 100))
+    nested = outer.node(inner.id, inputs=[("image", "IMAGE"), ("width", "INT", "width")], outputs=["IMAGE"],
+                        widgets=[111])
+    inv = outer.node("ImageInvert", inputs=[("image", "IMAGE")], outputs=["IMAGE"])
+    outer.link(-10, 0, nested, 0)
+    outer.link(-10, 1, nested, 1)
+    outer.link(nested, 0, inv, 0)
+    outer.link(inv, 0, -20, 0)
+
+    wf = WorkflowBuilder(version=1)
+    outer_def = outer.build()
+    outer_def["definitions"] = {"subgraphs": [inner.build()]}  # nested definitions are found too
+    wf.subgraphs.append(outer_def)
+    load = wf.node("LoadImage", outputs=["IMAGE", "MASK"], widgets=["cat.png", "image"])
+    wf._ids = iter(range(20, 100))
+    inst = wf.node(outer.id, inputs=[("image", "IMAGE"), ("width", "INT", "width")], outputs=["IMAGE"],
+                   widgets=[300])
+    save = wf.node("SaveImage", inputs=[("images", "IMAGE")], widgets=["out"])
+    wf.link(load, 0, inst, 0)
+    wf.link(inst, 0, save, 0)
+    return wf, load, inst, save
+
+
+def test_nested_subgraphs_flatten_to_paths_and_carry_promoted_values(object_info):
+    wf, load, inst, save = nested_workflow()
+    result = convert_ui_to_api(wf.build(), object_info)
+    prompt = result.prompt
+    assert set(prompt) == {"1", "20:5:1", "20:6", "21"}
+    # The outer instance's promoted width reaches the innermost node; the nested instance's own
+    # value (111) is ignored because its input is wired to the outer subgraph's input.
+    assert prompt["20:5:1"]["inputs"] == {"upscale_method": "bilinear", "width": 300, "height": 200,
+                                          "crop": "disabled", "image": ["1", 0]}
+    assert prompt["20:6"]["inputs"] == {"image": ["20:5:1", 0]}
+    assert prompt["21"]["inputs"]["images"] == ["20:6", 0]
+    assert result.warnings == []
+
+
+def test_nested_subgraph_without_outer_value_keeps_inner_widget(object_info):
+    wf, load, inst, save = nested_workflow()
+    inst.pop("widgets_values")
+    prompt = convert_ui_to_api(wf.build(), object_info).prompt
+    assert prompt["20:5:1"]["inputs"]["width"] == 100
+
+
+def test_muted_subgraph_contents_do_not_run(object_info):
+    wf, load, inst, save = nested_workflow()
+    inst["mode"] = MUTE
+    prompt = convert_ui_to_api(wf.build(), object_info).prompt
+    assert set(prompt) == {"1", "21"}
+    assert prompt["21"]["inputs"] == {"filename_prefix": "out"}
+
+
+def test_bypassed_subgraph_passes_its_input_through(object_info):
+    wf, load, inst, save = nested_workflow()
+    inst["mode"] = BYPASS
+    prompt = convert_ui_to_api(wf.build(), object_info).prompt
+    assert set(prompt) == {"1", "21"}
+    assert prompt["21"]["inputs"]["images"] == ["1", 0]
+
+
+def test_bypassed_node_inside_a_subgraph_reaches_the_outer_source(object_info):
+    wf, load, inst, save = nested_workflow()
+    outer_def = wf.subgraphs[0]
+    inner_def = outer_def["definitions"]["subgraphs"][0]
+    inner_def["nodes"][0]["mode"] = BYPASS  # the ImageScale
+    outer_def["nodes"][1]["mode"] = BYPASS  # the ImageInvert
+    prompt = convert_ui_to_api(wf.build(), object_info).prompt
+    assert set(prompt) == {"1", "21"}
+    assert prompt["21"]["inputs"]["images"] == ["1", 0]
+
+
+def test_subgraph_input_wired_straight_to_its_output(object_info):
+    sg = SubgraphBuilder("Pass", inputs=[("image", "IMAGE")], outputs=[("IMAGE", "IMAGE")])
+    sg.link(-10, 0, -20, 0, "IMAGE")
+    wf = WorkflowBuilder(version=1)
+    wf.subgraphs.append(sg.build())
+    load = wf.node("LoadImage", outputs=["IMAGE", "MASK"], widgets=["cat.png", "image"])
+    inst = instance(wf, sg)
+    save = wf.node("SaveImage", inputs=[("images", "IMAGE")], widgets=["out"])
+    wf.link(load, 0, inst, 0)
+    wf.link(inst, 0, save, 0)
+    prompt = convert_ui_to_api(wf.build(), object_info).prompt
+    assert prompt[str(save["id"])]["inputs"]["images"] == [str(load["id"]), 0]
+
+
+def test_unconnected_subgraph_output_is_reported(object_info):
+    sg = SubgraphBuilder("Empty", inputs=[], outputs=[("IMAGE", "IMAGE")])
+    wf = WorkflowBuilder(version=1)
+    wf.subgraphs.append(sg.build())
+    inst = instance(wf, sg)
+    save = wf.node("SaveImage", inputs=[("images", "IMAGE")], widgets=["out"])
+    wf.link(inst, 0, save, 0)
+    result = convert_ui_to_api(wf.build(), object_info)
+    assert result.prompt[str(save["id"])]["inputs"] == {"filename_prefix": "out"}
+    assert any("output #0 is not connected" in w for w in result.warnings)
+
+
+def test_unknown_node_inside_a_subgraph_is_reported_with_its_path(object_info):
+    sg = SubgraphBuilder("Odd", inputs=[], outputs=[])
+    sg.node("MysteryNode", widgets=[1])
+    wf = WorkflowBuilder(version=1)
+    wf.subgraphs.append(sg.build())
+    inst = instance(wf, sg)
+    result = convert_ui_to_api(wf.build(), object_info)
+    assert result.missing_node_types == ["MysteryNode"]
+    assert result.prompt[f"{inst['id']}:1"]["class_type"] == "MysteryNode"
+
+
+def test_subgraph_that_contains_itself_is_an_error(object_info):
+    sg = SubgraphBuilder("Loop", inputs=[], outputs=[])
+    sg.node(sg.id)
+    wf = WorkflowBuilder(version=1)
+    wf.subgraphs.append(sg.build())
+    instance(wf, sg)
+    with pytest.raises(WorkflowError, match="contains itself"):
+        convert_ui_to_api(wf.build(), object_info)
+
+
+def test_subgraph_definition_without_id_is_an_error(object_info):
+    wf, *_ = encode_workflow()
+    data = wf.build()
+    del data["definitions"]["subgraphs"][0]["id"]
+    with pytest.raises(WorkflowError, match="subgraph definition #0 has no 'id'"):
+        convert_ui_to_api(data, object_info)
