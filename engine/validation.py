@@ -33,6 +33,22 @@ class ValidationResult:
         """The body of POST /prompt's 400 answer."""
         return {"error": self.error, "node_errors": self.node_errors}
 
+    def describe(self, prompt: dict | None = None) -> list[str]:
+        """The problems in plain words, one line each, naming the node and input they concern."""
+        lines = []
+        for node_id, entry in self.node_errors.items():
+            info = prompt.get(node_id, {}) if isinstance(prompt, dict) else {}
+            title = _title(info, entry["class_type"]) if isinstance(info, dict) else entry["class_type"]
+            where = f"{entry['class_type']} #{node_id}" + (f" ({title})" if title != entry["class_type"] else "")
+            for err in entry["errors"]:
+                name = err.get("extra_info", {}).get("input_name")
+                detail = err["details"] if err["details"] and err["details"] != name else ""
+                lines.append(f"{where}" + (f", input '{name}'" if name else "") + f": {err['message']}"
+                             + (f" ({detail})" if detail else ""))
+        if self.error is not None and not self.node_errors:
+            lines.append(self.error["message"] + (f" ({self.error['details']})" if self.error.get("details") else ""))
+        return lines
+
 
 def _title(info: dict, class_type: Any) -> str:
     meta = info.get("_meta")

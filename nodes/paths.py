@@ -47,6 +47,7 @@ class Folders:
     models_dirs: list[Path]
     extra: dict[str, list[Path]] = field(default_factory=dict)
     custom_nodes_dirs: list[Path] = field(default_factory=lambda: [REPO_ROOT / "custom_nodes"])
+    output_override: Path | None = None  # `loom run --output-dir`
     _list_cache: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
 
     @property
@@ -55,7 +56,7 @@ class Folders:
 
     @property
     def output_dir(self) -> Path:
-        return self.data_dir / "output"
+        return self.output_override or self.data_dir / "output"
 
     @property
     def temp_dir(self) -> Path:
@@ -88,12 +89,14 @@ _folders: Folders | None = None
 
 
 def configure(data_dir: str | os.PathLike | None = None, models_dir: str | os.PathLike | None = None,
-              extra_model_paths: str | os.PathLike | None = None) -> Folders:
+              extra_model_paths: str | os.PathLike | None = None,
+              output_dir: str | os.PathLike | None = None) -> Folders:
     """Set the folders for this process. Defaults: `<repo>/data` and `<repo>/models`."""
     global _folders
     data = Path(data_dir) if data_dir else REPO_ROOT / "data"
     models = Path(models_dir) if models_dir else REPO_ROOT / "models"
-    _folders = Folders(data_dir=data.resolve(), models_dirs=[models.resolve()])
+    _folders = Folders(data_dir=data.resolve(), models_dirs=[models.resolve()],
+                       output_override=Path(output_dir).resolve() if output_dir else None)
     yaml_path = Path(extra_model_paths) if extra_model_paths else REPO_ROOT / "extra_model_paths.yaml"
     if yaml_path.exists():
         for name, dirs in load_extra_model_paths(yaml_path).items():
