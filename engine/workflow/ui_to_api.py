@@ -25,6 +25,8 @@ from engine.workflow.ui_graph import (
     MODE_BYPASS,
     MODE_NEVER,
     Graph,
+    InputSlot,
+    Link,
     UINode,
     UIWorkflow,
     parse_ui_workflow,
@@ -98,6 +100,7 @@ class _Converter:
         self.flat: dict[str, _Flat] = {}
         self.missing: dict[str, None] = {}
         self._promoted: dict[str, tuple[dict[int, Any], dict[tuple[str, str], Any]]] = {}
+        self._promoted_slots: dict[str, list[int]] = {}
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -193,13 +196,19 @@ class _Converter:
         return _Link(flat.id, slot)
 
     def _instance_input_index(self, instance: _Flat, def_slot: int) -> int | None:
-        """The instance's input slot for the definition's input `def_slot` (same index, or same name)."""
+        """The saved instance input for the definition's input `def_slot`.
+
+        Saves leave out unlinked widget sockets, so the instance's list may be shorter than the
+        definition's: match by name, by index only when nothing was left out.
+        """
         definition = self.workflow.subgraphs[instance.node.type]
         inputs = instance.node.inputs
-        name = definition.inputs[def_slot].name if def_slot < len(definition.inputs) else None
-        if def_slot < len(inputs) and (name is None or inputs[def_slot].name == name):
-            return def_slot
-        return next((i for i, inp in enumerate(inputs) if inp.name == name), None)
+        if def_slot < len(definition.inputs):
+            name = definition.inputs[def_slot].name
+            index = next((i for i, inp in enumerate(inputs) if inp.name == name), None)
+            if index is not None or len(inputs) != len(definition.inputs):
+                return index
+        return def_slot if def_slot < len(inputs) else None
 
     def _resolve_instance_input(self, instance: _Flat, def_slot: int, visited: set) -> _Link | _Value | None:
         index = self._instance_input_index(instance, def_slot)
@@ -256,11 +265,45 @@ class _Converter:
             self._promoted[instance.id] = self._read_promoted(instance)
         return self._promoted[instance.id]
 
-    def _def_slot(self, definition: Graph, instance_input_name: str, index: int) -> int:
-        names = [io.name for io in definition.inputs]
-        if index < len(names) and names[index] == instance_input_name:
-            return index
-        return names.index(instance_input_name) if instance_input_name in names else index
+    def _link_target(self, graph: Graph, link: Link) -> tuple[UINode, InputSlot] | None:
+        target = graph.nodes.get(link.target_id)
+        if target is None:
+            return None
+        slot = next((inp for inp in target.inputs if inp.link == link.id), None)
+        if slot is None and link.target_slot < len(target.inputs):
+            slot = target.inputs[link.target_slot]
+        return None if slot is None else (target, slot)
+
+    def promoted_slots(self, definition: Graph, depth: int = 0) -> list[int]:
+        """The definition inputs that show a widget on the instance: those wired to an inner widget."""
+        key = definition.subgraph_id or ""
+        if key not in self._promoted_slots:
+            self._promoted_slots[key] = self._find_promoted_slots(definition, depth)
+        return self._promoted_slots[key]
+
+    def _find_promoted_slots(self, definition: Graph, depth: int) -> list[int]:
+        slots = []
+        for k in range(len(definition.inputs)):
+            for link in definition.input_links(k):
+                found = self._link_target(definition, link)
+                if found is None:
+                    continue
+                target, inp = found
+                if inp.widget_name is not None:
+                    slots.append(k)
+                    break
+                nested = self.workflow.subgraphs.get(target.type)
+                if nested is not None and depth < 32:
+                    names = [io.name for io in nested.inputs]
+                    if inp.name in names and names.index(inp.name) in self.promoted_slots(nested, depth + 1):
+                        slots.append(k)
+                        break
+                elif target.type in self.object_info:
+                    layout = widget_layout(target.type, self.object_info[target.type])
+                    if any(w.is_value and w.name == inp.name for w in layout):
+                        slots.append(k)
+                        break
+        return slots
 
     def _read_promoted(self, instance: _Flat) -> tuple[dict[int, Any], dict[tuple[str, str], Any]]:
         node = instance.node
@@ -268,26 +311,27 @@ class _Converter:
         values, named = node.widgets_values, node.widgets_values_named
         if isinstance(values, dict) and not named:
             named = values
-        widget_inputs = [(i, inp) for i, inp in enumerate(node.inputs) if inp.widget_name is not None]
         by_slot: dict[int, Any] = {}
         overrides: dict[tuple[str, str], Any] = {}
         if isinstance(values, list) and isinstance(node.properties.get("proxyWidgets"), list):
             self._read_proxy_widgets(instance, definition, values, by_slot, overrides)
-        elif named and widget_inputs:
-            for i, inp in widget_inputs:
-                if inp.name in named:
-                    by_slot[self._def_slot(definition, inp.name, i)] = named[inp.name]
-        elif isinstance(values, list) and widget_inputs:
-            # Older saves keep a slot for each promoted seed's control widget: skip it.
-            skip_controls = len(values) > len(widget_inputs)
+            return by_slot, overrides
+        slots = self.promoted_slots(definition)
+        if named:
+            for k in slots:
+                if definition.inputs[k].name in named:
+                    by_slot[k] = named[definition.inputs[k].name]
+        elif isinstance(values, list):
+            # One value per promoted input, in the definition's order; older saves also keep a
+            # slot for each promoted seed's control widget: skip those.
+            skip_controls = len(values) > len(slots)
             j = 0
-            for i, inp in widget_inputs:
+            for k in slots:
                 if j >= len(values):
                     break
-                def_slot = self._def_slot(definition, inp.name, i)
-                by_slot[def_slot] = values[j]
+                by_slot[k] = values[j]
                 j += 1
-                if skip_controls and self._promoted_has_control(definition, def_slot):
+                if skip_controls and self._promoted_has_control(definition, k):
                     j += 1
         return by_slot, overrides
 
@@ -315,10 +359,11 @@ class _Converter:
 
     def _promoted_has_control(self, definition: Graph, def_slot: int) -> bool:
         for link in definition.input_links(def_slot):
-            target = definition.nodes.get(link.target_id)
-            if target is None or link.target_slot >= len(target.inputs) or target.type not in self.object_info:
+            found = self._link_target(definition, link)
+            if found is None or found[0].type not in self.object_info:
                 continue
-            name = target.inputs[link.target_slot].widget_name or target.inputs[link.target_slot].name
+            target, inp = found
+            name = inp.widget_name or inp.name
             layout = widget_layout(target.type, self.object_info[target.type])
             for k, slot in enumerate(layout):
                 if slot.is_value and slot.name == name:

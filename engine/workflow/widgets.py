@@ -2,7 +2,7 @@
 
 The frontend builds a node's widgets from its `/object_info` entry, in declaration order
 (required, then optional): one widget per INT/FLOAT/STRING/BOOLEAN/COMBO input that is not
-`forceInput`. Some widgets exist only in the browser but still take a place in the saved
+`forceInput` (nor an optional `defaultInput`). Some widgets exist only in the browser but still take a place in the saved
 `widgets_values`:
   - `control_after_generate` after an input whose options ask for it, and after INT inputs named
     `seed` / `noise_seed` when the option is absent; a COMBO with the option also gets a
@@ -81,7 +81,8 @@ def widget_layout(class_type: str, info: dict) -> list[WidgetSlot]:
         for name, entry in inputs:
             kind, options = _split_spec(entry)
             wtype = _widget_type(kind, options)
-            if wtype is None or options.get("forceInput"):
+            # An optional input with the old `defaultInput` flag counts as forceInput (the frontend migrates it).
+            if wtype is None or options.get("forceInput") or (section == "optional" and options.get("defaultInput")):
                 continue
             choices = kind if isinstance(kind, (list, tuple)) else options.get("options") or ()
             slots.append(WidgetSlot(name, VALUE, wtype, options, tuple(choices) if wtype == "COMBO" else ()))

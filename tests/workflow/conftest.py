@@ -69,7 +69,8 @@ def make_object_info() -> dict:
         "MultiPick": _node({"items": ["COMBO", {"options": ["x", "y", "z"], "multi_select": True}]}, ["STRING"],
                            "Multi Pick"),
         "SaveText": _node({"text": ["STRING", {"forceInput": True}]}, [], "Save Text",
-                          optional={"suffix": ["STRING", {"default": ".txt"}], "append": ["BOOLEAN", {"default": False}]}),
+                          optional={"override": ["INT", {"defaultInput": True}],
+                                    "suffix": ["STRING", {"default": ".txt"}], "append": ["BOOLEAN", {"default": False}]}),
     }
     for name, entry in info.items():
         entry["name"] = name

@@ -253,3 +253,26 @@ def test_subgraph_definition_without_id_is_an_error(object_info):
     del data["definitions"]["subgraphs"][0]["id"]
     with pytest.raises(WorkflowError, match="subgraph definition #0 has no 'id'"):
         convert_ui_to_api(data, object_info)
+
+
+def test_saved_instance_without_its_unlinked_promoted_sockets(object_info):
+    """Saves drop unlinked widget sockets from the instance; promotion comes from the definition."""
+    sg = SubgraphBuilder("Sampler", inputs=[("text", "STRING"), ("clip", "CLIP"), ("seed", "INT")],
+                         outputs=[("CONDITIONING", "CONDITIONING")])
+    enc = sg.node("CLIPTextEncode", inputs=[("clip", "CLIP"), ("text", "STRING", "text")],
+                  outputs=["CONDITIONING"], widgets=[""])
+    ks = sg.node("KSampler", inputs=[("seed", "INT", "seed")], outputs=["LATENT"],
+                 widgets=[0, "randomize", 20, 8, "euler", "simple", 1])
+    sg.link(-10, 0, enc, "text")
+    sg.link(-10, 1, enc, "clip")
+    sg.link(-10, 2, ks, "seed")
+    sg.link(enc, 0, -20, 0)
+    wf = WorkflowBuilder(version=0.4)
+    wf.subgraphs.append(sg.build())
+    ckpt = wf.node("CheckpointLoaderSimple", outputs=["MODEL", "CLIP", "VAE"], widgets=["model.safetensors"])
+    inst = wf.node(sg.id, inputs=[("clip", "CLIP")], outputs=["CONDITIONING"], widgets=["a red fox", 77])
+    wf.link(ckpt, 1, inst, 0)
+    result = convert_ui_to_api(wf.build(), object_info)
+    assert result.prompt[f"{inst['id']}:1"]["inputs"] == {"text": "a red fox", "clip": [str(ckpt["id"]), 1]}
+    assert result.prompt[f"{inst['id']}:2"]["inputs"]["seed"] == 77
+    assert result.warnings == []

@@ -257,6 +257,7 @@ def test_load_image_upload_widget(object_info, values):
 
 
 def test_optional_widgets_and_missing_values_take_defaults_with_a_warning(object_info):
+    """SaveText: text is forceInput, optional `override` has the old defaultInput flag: no widgets."""
     wf = WorkflowBuilder()
     save = wf.node("SaveText", inputs=[("text", "STRING")], widgets=[".md"])
     result = convert(wf.build(), object_info)
