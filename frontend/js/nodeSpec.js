@@ -27,10 +27,11 @@ export function inputSpecs(def) {
   return specs;
 }
 
-/** "COMBO" for a list or COMBO entry, else the type string. */
+/** The widget type of an input ("COMBO" for a list or COMBO entry), honouring `widgetType`. */
 export function widgetKind(spec) {
-  if (Array.isArray(spec.type) || spec.type === "COMBO") return "COMBO";
-  return spec.type;
+  const t = typeof spec.options?.widgetType === "string" ? spec.options.widgetType : spec.type;
+  if (Array.isArray(t) || t === "COMBO") return "COMBO";
+  return t;
 }
 
 export function comboValues(spec) {
@@ -45,22 +46,44 @@ export function isWidgetSpec(spec) {
 
 /** Seeds get a control_after_generate companion (by option, or by ComfyUI's classic names). */
 export function hasSeedControl(spec) {
-  if (widgetKind(spec) !== "INT") return false;
-  if (spec.options?.control_after_generate !== undefined) return !!spec.options.control_after_generate;
-  return spec.name === "seed" || spec.name === "noise_seed";
+  const control = spec.options?.control_after_generate;
+  if (control !== undefined && control !== null) return !!control;
+  return widgetKind(spec) === "INT" && (spec.name === "seed" || spec.name === "noise_seed");
+}
+
+const UPLOAD_FLAGS = ["image_upload", "video_upload", "animated_image_upload"];
+// Loaders that get an upload button even when the server leaves the flag out (as ComfyUI's frontend does).
+const KNOWN_MEDIA_LOADERS = { LoadImage: "image", LoadImageMask: "image", LoadVideo: "file", LoadAudio: "audio" };
+
+export function isUploadCombo(spec) {
+  return widgetKind(spec) === "COMBO" && UPLOAD_FLAGS.some((f) => spec.options?.[f] === true);
 }
 
 /**
- * The widgets a node of this definition has, in order; one entry per stored widget value.
- * `api` says whether the value is sent to the server under `name` (companions are not).
+ * The widgets a node of this definition has, in order: one entry per stored widget value.
+ * role "value" entries are sent to the server under `name`; the browser-only companions
+ * (role "control", "filter", "upload") take a place in widgets_values but are never sent.
+ * Same order as ComfyUI's frontend, so files from either editor map the same way.
  */
-export function widgetLayout(def) {
+export function widgetLayout(def, classType = def?.name) {
   const layout = [];
-  for (const spec of inputSpecs(def)) {
-    if (!isWidgetSpec(spec)) continue;
-    layout.push({ name: spec.name, api: true, spec });
-    if (hasSeedControl(spec)) layout.push({ name: "control_after_generate", api: false, spec, companionOf: spec.name });
-    if (spec.options?.image_upload) layout.push({ name: "upload", api: false, spec, companionOf: spec.name });
+  for (const section of ["required", "optional"]) {
+    const specs = inputSpecs(def).filter((s) => s.section === section);
+    for (const spec of specs) {
+      if (!isWidgetSpec(spec)) continue;
+      const kind = widgetKind(spec);
+      layout.push({ name: spec.name, api: true, role: "value", kind, spec, choices: kind === "COMBO" ? comboValues(spec) : [] });
+      if (hasSeedControl(spec)) {
+        layout.push({ name: "control_after_generate", api: false, role: "control", spec, companionOf: spec.name });
+        if (kind === "COMBO") layout.push({ name: "control_filter_list", api: false, role: "filter", spec, companionOf: spec.name });
+      }
+    }
+    if (section === "required") {
+      let media = specs.find(isUploadCombo);
+      const fallback = KNOWN_MEDIA_LOADERS[classType];
+      if (!media && fallback) media = specs.find((s) => s.name === fallback && isWidgetSpec(s) && widgetKind(s) === "COMBO");
+      if (media) layout.push({ name: "upload", api: false, role: "upload", spec: media, companionOf: media.name });
+    }
   }
   return layout;
 }

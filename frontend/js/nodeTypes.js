@@ -3,7 +3,7 @@
 // use "Convert to input"), output images drawn inside the node.
 
 import { LGraphNode, LiteGraph } from "../vendor/litegraph.es.js";
-import { hasSeedControl, inputSpecs, isWidgetSpec, outputSpecs, socketType, widgetKind } from "./nodeSpec.js";
+import { inputSpecs, isWidgetSpec, outputSpecs, socketType, widgetKind, widgetLayout } from "./nodeSpec.js";
 import { ensureTypeColor } from "./theme.js";
 import { addInputWidgets, addSeedControl, addUploadWidget } from "./widgets.js";
 
@@ -116,6 +116,7 @@ export function registerNodeDefs(objectInfo, app) {
 
 function makeNodeClass(name, def, app) {
   const specs = inputSpecs(def);
+  const layout = widgetLayout(def, name);
   const outputs = outputSpecs(def);
   class NodeOfType extends LoomNode {
     constructor(title) {
@@ -128,14 +129,20 @@ function makeNodeClass(name, def, app) {
           if (spec.options?.tooltip) slot.tooltip = spec.options.tooltip;
         }
       }
-      for (const spec of specs) {
-        if (!isWidgetSpec(spec)) continue;
-        const [widget] = addInputWidgets(this, spec, app);
-        if (!widget) continue;
-        // Every widget is also an input socket (drawn at the widget's row when needed).
-        this.addInput(spec.name, socketType(spec), { widget: { name: spec.name } });
-        if (hasSeedControl(spec)) addSeedControl(this, widget);
-        if (spec.options?.image_upload && widgetKind(spec) === "COMBO") addUploadWidget(this, widget, app);
+      const byName = {};
+      for (const entry of layout) {
+        if (entry.role === "value") {
+          const [widget] = addInputWidgets(this, entry.spec, app);
+          byName[entry.name] = widget;
+          // Every widget is also an input socket (drawn at the widget's row when needed).
+          this.addInput(entry.name, socketType(entry.spec), { widget: { name: entry.name } });
+        } else if (entry.role === "control") {
+          addSeedControl(this, byName[entry.companionOf], entry.spec.options?.control_after_generate);
+        } else if (entry.role === "filter") {
+          this.addWidget("text", "control_filter_list", "", () => {}, {}).loomCompanionOf = entry.companionOf;
+        } else if (entry.role === "upload") {
+          addUploadWidget(this, byName[entry.companionOf], app);
+        }
       }
       for (const out of outputs) {
         const slot = this.addOutput(out.name, out.type, out.isList ? { shape: LiteGraph.GRID_SHAPE } : {});

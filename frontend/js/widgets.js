@@ -53,7 +53,7 @@ function defaultValue(spec) {
   switch (kind) {
     case "INT":
     case "FLOAT":
-      return Number.isFinite(o.min) ? o.min : 0;
+      return 0;
     case "BOOLEAN":
       return false;
     case "STRING":
@@ -98,8 +98,9 @@ export function addInputWidgets(node, spec, app) {
   return added;
 }
 
-export function addSeedControl(node, seedWidget) {
-  const control = node.addWidget("combo", "control_after_generate", "randomize", noop, { values: SEED_CONTROL_VALUES });
+export function addSeedControl(node, seedWidget, option) {
+  const initial = SEED_CONTROL_VALUES.includes(option) ? option : "randomize";
+  const control = node.addWidget("combo", "control_after_generate", initial, noop, { values: SEED_CONTROL_VALUES });
   control.loomCompanionOf = seedWidget.name;
   seedWidget.loomControl = control;
   return control;
