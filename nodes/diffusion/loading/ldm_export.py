@@ -286,5 +286,6 @@ def save_single_file(path: str | os.PathLike, unet: Any = None, vae: Any = None,
         if dtype is not None and value.is_floating_point():
             value = value.to(dtype)
         tensors[key] = value.contiguous().clone()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     save_file(tensors, os.fspath(path), metadata={"format": "pt", **(metadata or {})})
     return tensors
