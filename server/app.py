@@ -16,7 +16,7 @@ from server.security import create_guard_middleware, error_middleware, headers_m
 
 log = logging.getLogger("loom.server")
 
-CTX_KEY = "loom"
+CTX_KEY: web.AppKey = web.AppKey("loom", object)
 
 
 def create_app(ctx: ServerContext, web_root: Path | None = None) -> web.Application:

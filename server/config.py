@@ -40,7 +40,8 @@ class ServeConfig:
     disable_custom_nodes: bool = False
     custom_nodes_allow: list[str] | None = None
     max_history: int = 100_000
-    ws_queue_size: int = 256  # messages buffered per WebSocket client before it is dropped
+    ws_queue_size: int = 256  # messages waiting per WebSocket client before it counts as behind
+    ws_stall_seconds: float = 10.0  # a client behind for this long without reading is disconnected
     extra: dict = field(default_factory=dict)
 
     @property

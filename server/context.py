@@ -99,7 +99,7 @@ def build_context(config: ServeConfig, registry, workers: list[Worker] | None = 
     pending = queue.remaining()
     if pending:
         log.info("%d prompt(s) still queued from the last session", pending)
-    hub = Hub(config.ws_queue_size)
+    hub = Hub(config.ws_queue_size, config.ws_stall_seconds)
     hub.queue_remaining = queue.remaining
     queue.on_change = hub.post_status
     if workers is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
 import uuid
@@ -39,8 +40,10 @@ def missing_node_providers(registry, prompt: dict) -> dict:
     if not missing:
         return {}
     try:
-        from nodes import pack_index
-    except ImportError:
+        pack_index = importlib.import_module("nodes.pack_index")
+    except ModuleNotFoundError as e:
+        if e.name not in ("nodes.pack_index", "nodes"):
+            log.exception("nodes.pack_index failed to import")
         return {}
     lookup = getattr(pack_index, "packs_providing", None)
     if lookup is None:

@@ -36,6 +36,12 @@ def _split_host(value: str, scheme: str) -> tuple[str, int | None]:
     return (parts.hostname or "").lower(), port if port is not None else DEFAULT_PORTS.get(scheme)
 
 
+def _ctx(request: web.Request):
+    from server.app import CTX_KEY
+
+    return request.app[CTX_KEY]
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     """Every error is JSON: the official frontend feeds error bodies to JSON.parse."""
@@ -47,9 +53,9 @@ async def error_middleware(request: web.Request, handler):
         if e.status < 400:
             raise
         if e.status == 413:
-            limit_mb = request.app["loom"].config.max_upload_mb
+            limit_mb = _ctx(request).config.max_upload_mb
             return json_error(413, f"the request body is larger than the upload limit ({limit_mb:g} MB)",
-                              "too_large", extra_info={"max_upload_size": request.app["loom"].config.max_upload_bytes})
+                              "too_large", extra_info={"max_upload_size": _ctx(request).config.max_upload_bytes})
         if e.status == 404:
             return json_error(404, f"not found: {request.method} {request.path}", "not_found")
         if e.status == 405:

@@ -27,6 +27,7 @@ from server.jobs import (
 
 SCHEMA_VERSION = 1
 DB_NAME = "loom.sqlite3"
+PRUNE_EVERY = 256  # finished runs between history prunes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,6 +83,8 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._since_prune = 0
+        self.prune()
 
     def close(self) -> None:
         with self._lock:
@@ -146,11 +149,17 @@ class Store:
               start if start is not None else item.start_time, end, item.workflow_id, count,
               _dumps(preview) if preview else None, _dumps(error) if error else None, _dumps(history))),
         ]
-        if self.max_history > 0:
-            statements.append((
-                "DELETE FROM history WHERE seq <= (SELECT seq FROM history ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                (self.max_history,)))
         self._tx(statements)
+        self._since_prune += 1
+        if self._since_prune >= PRUNE_EVERY:
+            self.prune()
+
+    def prune(self) -> None:
+        """Drop the oldest history beyond max_history (amortised: finding the cut scans the index)."""
+        self._since_prune = 0
+        if self.max_history > 0:
+            self._tx([("DELETE FROM history WHERE seq <= "
+                       "(SELECT seq FROM history ORDER BY seq DESC LIMIT 1 OFFSET ?)", (self.max_history,))])
 
     # -- history -----------------------------------------------------------------------------------
     def history_count(self) -> int:

@@ -1,9 +1,10 @@
 """WebSocket clients and the routing of messages to them.
 
-Each client has a bounded outbox drained by its own sender task, so a slow or dead socket only ever
-costs its own messages: progress and previews are dropped when its outbox is half full, and a client
-whose outbox is full is disconnected (it reconnects and gets the current state). Worker threads hand
-messages over with `post*` (thread-safe, never blocking); JSON is encoded once per message.
+Each client has an outbox drained by its own sender task, so a slow or dead socket only ever costs
+its own messages: progress and previews are dropped once its outbox is half full, and a client that
+is behind and has not finished a send for a while is disconnected (it reconnects and gets the current
+state). Worker threads hand messages over with `post*` (thread-safe, never blocking); JSON is
+encoded once per message, whatever the number of clients.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,10 +36,12 @@ DROPPABLE = {"progress", "progress_state"}
 class Client:
     sid: str
     ws: web.WebSocketResponse
-    outbox: asyncio.Queue
     flags: dict = field(default_factory=dict)
+    outbox: deque = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
     sender: asyncio.Task | None = None
     dropped: int = 0
+    last_progress: float = field(default_factory=time.monotonic)  # last send done, or queue became busy
 
     @property
     def wants_metadata(self) -> bool:
@@ -44,8 +49,15 @@ class Client:
 
 
 class Hub:
-    def __init__(self, outbox_size: int = 256):
+    """`outbox_size`: messages a client may have waiting before it counts as behind; a client that is
+    behind and has not finished a send for `stall_seconds` is disconnected, and so is one with
+    `HARD_FACTOR` times that many waiting (bursts from a healthy client stay within that)."""
+
+    HARD_FACTOR = 16
+
+    def __init__(self, outbox_size: int = 256, stall_seconds: float = 10.0):
         self.outbox_size = outbox_size
+        self.stall_seconds = stall_seconds
         self.clients: dict[str, Client] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.queue_remaining: Callable[[], int] = lambda: 0
@@ -59,7 +71,7 @@ class Hub:
         old = self.clients.pop(sid, None)
         if old is not None:  # the same clientId reconnected: the new socket replaces the old one
             self._disconnect(old, code=1000, reason="replaced by a new connection")
-        client = Client(sid, ws, asyncio.Queue(self.outbox_size))
+        client = Client(sid, ws)
         client.sender = asyncio.ensure_future(self._drain(client))
         self.clients[sid] = client
         return client
@@ -73,11 +85,16 @@ class Hub:
     async def _drain(self, client: Client) -> None:
         try:
             while True:
-                msg = await client.outbox.get()
+                if not client.outbox:
+                    client.wake.clear()
+                    await client.wake.wait()
+                    continue
+                msg = client.outbox.popleft()
                 if isinstance(msg, bytes):
                     await client.ws.send_bytes(msg)
                 else:
                     await client.ws.send_str(msg)
+                client.last_progress = time.monotonic()
         except asyncio.CancelledError:
             pass
         except Exception as e:  # the socket went away; its handler cleans up
@@ -95,15 +112,19 @@ class Hub:
         asyncio.ensure_future(close())
 
     def _enqueue(self, client: Client, msg: str | bytes, droppable: bool) -> None:
-        q = client.outbox
-        if droppable and q.qsize() >= self.outbox_size // 2:
+        waiting = len(client.outbox)
+        if waiting == 0:
+            client.last_progress = time.monotonic()
+        elif waiting >= self.outbox_size // 2 and droppable:
             client.dropped += 1
             return
-        try:
-            q.put_nowait(msg)
-        except asyncio.QueueFull:
+        if waiting >= self.outbox_size and (waiting >= self.outbox_size * self.HARD_FACTOR
+                                            or time.monotonic() - client.last_progress > self.stall_seconds):
             log.warning("websocket client %s is not reading; disconnecting it", client.sid)
             self._disconnect(client, code=1013, reason="client too slow")
+            return
+        client.outbox.append(msg)
+        client.wake.set()
 
     # -- sending (event loop) ------------------------------------------------------------------------
     def send(self, event: str, data: dict, sid: str | None = None, droppable: bool = False) -> None:
