@@ -69,6 +69,15 @@ def ensure_compat_path() -> None:
         sys.path.insert(0, entry)
 
 
+def custom_nodes_dirs() -> list[Path]:
+    """Where packs live: $LOOM_CUSTOM_NODES_DIR (os.pathsep-separated) if set, else the configured
+    folders (custom_nodes/ plus any from extra_model_paths.yaml). The first one receives installs."""
+    env = os.environ.get("LOOM_CUSTOM_NODES_DIR")
+    if env:
+        return [Path(p).expanduser().resolve() for p in env.split(os.pathsep) if p]
+    return list(paths.folders().custom_nodes_dirs)
+
+
 def read_manifest(custom_nodes_dir: Path) -> dict[str, dict]:
     """The `.loom-packs.json` entries by pack name ({} when there is none or it is unreadable)."""
     path = custom_nodes_dir / MANIFEST_NAME
@@ -353,7 +362,11 @@ def _load_one(registry: NodeRegistry, path: Path, manifest_entry: dict, import_t
             lambda: load_isolated_pack(path, name, manifest_entry, timeout=import_timeout),
             import_timeout + 5, f"loom-pack-import:{name}")
         module = None
-        mappings, display = (result or ({}, {}))
+        mappings = result.mappings if result is not None else None
+        display = result.display if result is not None else None
+        if result is not None and result.web is not None:
+            registry.web_dirs[result.web[0]] = result.web[1]
+            info.web_dir = result.web[1]
     else:
         result, error, timed_out = _run_with_timeout(
             lambda: _exec_pack(path, info.module_name), import_timeout, f"loom-pack-import:{name}")
@@ -376,7 +389,7 @@ def _load_one(registry: NodeRegistry, path: Path, manifest_entry: dict, import_t
         info.error = "the module has no NODE_CLASS_MAPPINGS (nor a V3 comfy_entrypoint); nothing to register"
     if mappings and not timed_out:
         _register(registry, info, mappings, display)
-    web = _web_dir(module, path) if not timed_out else None
+    web = _web_dir(module, path) if not (timed_out or info.isolated) else None
     if web:
         info.web_dir = web[1]
         registry.web_dirs[web[0]] = web[1]
@@ -401,7 +414,7 @@ def load_custom_nodes(registry: NodeRegistry, dirs: list[Path] | None = None, al
     import nodes as nodes_pkg
 
     nodes_pkg.set_active_registry(registry)
-    dirs = [Path(d) for d in (dirs if dirs is not None else paths.folders().custom_nodes_dirs)]
+    dirs = [Path(d) for d in (dirs if dirs is not None else custom_nodes_dirs())]
     allowed = {a.strip().removesuffix(".py") for a in allow} if allow is not None else None
     if disabled and allowed is None:
         log.info("custom nodes are disabled")
