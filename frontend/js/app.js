@@ -13,7 +13,7 @@ import { UndoHistory } from "./history.js";
 import { refreshComboValues, registerNodeDefs } from "./nodeTypes.js";
 import { readPngText } from "./pnginfo.js";
 import { NodeSearch } from "./search.js";
-import { registerMissingTypes, registerSpecialNodes } from "./specialNodes.js";
+import { packsOf, registerMissingTypes, registerSpecialNodes } from "./specialNodes.js";
 import { applyTheme } from "./theme.js";
 import { applySeedControls } from "./widgets.js";
 
@@ -160,7 +160,7 @@ export class LoomApp {
     } else {
       this.fitView();
     }
-    this.ui?.showMissingTypes(this.missingTypes);
+    this.ui?.showMissingTypes(this.missingTypes, packsOf(json, this.missingTypes));
     if (name !== undefined) {
       this.workflowName = name;
       this.ui?.setTitle(name);
@@ -225,7 +225,7 @@ export class LoomApp {
       } catch (e) {
         const body = e.body ?? { error: { message: e.message } };
         this.execution.setValidationErrors(body.node_errors ?? {});
-        this.ui?.showValidationError(body, prompt);
+        this.ui?.showValidationError(body);
         results.push(body);
         break;
       }

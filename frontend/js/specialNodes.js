@@ -103,3 +103,14 @@ export function registerMissingTypes(workflow, knownTypes) {
   }
   return [...missing];
 }
+
+/** {type: pack} for missing types whose nodes say where they come from (ComfyUI saves cnr_id/aux_id). */
+export function packsOf(workflow, types) {
+  const packs = {};
+  for (const node of workflow.nodes ?? []) {
+    if (!types.includes(node.type) || packs[node.type]) continue;
+    const pack = node.properties?.cnr_id ?? node.properties?.aux_id;
+    if (typeof pack === "string" && pack && pack !== "comfy-core") packs[node.type] = pack;
+  }
+  return packs;
+}

@@ -1,6 +1,7 @@
 // The page around the canvas: toolbar, banner, toasts, modal dialogs, error reports,
 // file open/save/drop. Side panels (queue, gallery, library, templates) are in panels.js.
 
+import { packsOf } from "./specialNodes.js";
 import { describeNodeError } from "./errors.js";
 import { Panels } from "./panels.js";
 import { installShortcuts, SHORTCUTS } from "./shortcuts.js";
@@ -162,7 +163,7 @@ export class LoomUI {
       return;
     }
     const items = types
-      .map((t) => `<li><code>${esc(t)}</code>${packs[t] ? ` — provided by <b>${esc(packs[t])}</b>` : ""}</li>`)
+      .map((t) => `<li><code>${esc(t)}</code>${packs[t] ? ` — from the node pack <b>${esc(packs[t])}</b>` : ""}</li>`)
       .join("");
     this.banner(
       `<b>This workflow uses node types this server does not have.</b> They are kept as red placeholders and saved unchanged; install the node packs that provide them to run it.<ul class="missing">${items}</ul>`,
@@ -249,7 +250,7 @@ export class LoomUI {
   }
 
   // -- errors -----------------------------------------------------------------------------------
-  showValidationError(body, prompt) {
+  showValidationError(body) {
     const nodeErrors = body?.node_errors ?? {};
     const lines = [];
     for (const [id, entry] of Object.entries(nodeErrors)) {
@@ -260,16 +261,16 @@ export class LoomUI {
     const top = body?.error;
     const headline = top?.message ?? "The server refused the workflow";
     const details = top?.details ? `<p class="muted">${esc(top.details)}</p>` : "";
-    const packs = {};
-    const missingType = top?.extra_info?.class_type ?? top?.extra_info?.node_type;
-    if (top?.type === "missing_node_type" && missingType) {
-      if (top.extra_info?.pack) packs[missingType] = top.extra_info.pack;
-      const all = new Set([...this.app.missingTypes, missingType]);
-      this.showMissingTypes([...all], packs);
+    if (top?.type === "missing_node_type") {
+      // The server names the missing types (and, when it knows, the packs that provide them).
+      const info = top.extra_info ?? {};
+      const types = new Set([...this.app.missingTypes, ...(info.missing_node_types ?? []), ...(info.class_type ? [info.class_type] : [])]);
+      const packs = { ...packsOf(this.app.serializeWorkflow(), [...types]), ...(info.packs ?? {}) };
+      if (info.pack && info.class_type) packs[info.class_type] = info.pack;
+      this.showMissingTypes([...types], packs);
     }
     this.toast(`Not queued: ${headline}`, "error");
     this.errorPanel(`<p><b>${esc(headline)}</b></p>${details}${lines.length ? `<ul class="errors">${lines.join("")}</ul>` : ""}`);
-    void prompt;
   }
 
   showExecutionError(d, node) {
