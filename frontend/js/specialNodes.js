@@ -15,6 +15,7 @@ class RerouteNode extends LGraphNode {
     this.collapsable = false;
   }
 }
+RerouteNode.title = "Reroute";
 RerouteNode.title_mode = LiteGraph.NO_TITLE;
 RerouteNode.collapsable = false;
 
@@ -86,7 +87,9 @@ export function registerSpecialNodes() {
   RerouteNode.category = "utils";
   LiteGraph.registerNodeType("Note", NoteNode);
   NoteNode.category = "utils";
-  class MarkdownNote extends NoteNode {}
+  NoteNode.title = "Note";
+class MarkdownNote extends NoteNode {}
+MarkdownNote.title = "Markdown Note";
   MarkdownNote.skip_list = true;
   LiteGraph.registerNodeType("MarkdownNote", MarkdownNote);
   LiteGraph.registerNodeType("PrimitiveNode", makeVerbatimClass("PrimitiveNode", { missing: false }));

@@ -16,6 +16,7 @@ mkdir -p "$DEST"
 cp "$PKG/dist/litegraph.es.js" "$DEST/litegraph.es.js"
 cp "$PKG/dist/css/litegraph.css" "$DEST/litegraph.css"
 cp "$PKG/LICENSE" "$DEST/LICENSE.litegraph"
+chmod 644 "$DEST/litegraph.es.js" "$DEST/litegraph.css" "$DEST/LICENSE.litegraph"
 cat > "$DEST/VERSION" <<INFO
 @comfyorg/litegraph $VERSION (npm, MIT, (c) Javi Agenjo and contributors)
 files: litegraph.es.js (dist/litegraph.es.js), litegraph.css (dist/css/litegraph.css), LICENSE.litegraph
