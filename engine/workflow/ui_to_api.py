@@ -49,6 +49,7 @@ CORE_FRONTEND_ONLY = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNot
 FRONTEND_ONLY_TYPES = REROUTE_TYPES | PRIMITIVE_TYPES | SET_TYPES | GET_TYPES | NOTE_TYPES
 
 _REPLACE_PROPERTY = "Run widget replace on values"
+_NO_VALUE = object()
 _LEGACY_PROXY_PREFIX = re.compile(r"^\s*(\d+)\s*:\s*(.+)$")
 
 
@@ -333,7 +334,31 @@ class _Converter:
                 j += 1
                 if skip_controls and self._promoted_has_control(definition, k):
                     j += 1
+        for k in slots:
+            if k not in by_slot:
+                default = self._interior_value(instance, definition, k)
+                if default is not _NO_VALUE:
+                    by_slot[k] = default
         return by_slot, overrides
+
+    def _interior_value(self, instance: _Flat, definition: Graph, def_slot: int) -> Any:
+        """A promoted widget with no saved value shows the widget it stands for: when that is a nested
+        instance's promoted widget, its value (a plain inner widget keeps its own value anyway)."""
+        for link in definition.input_links(def_slot):
+            found = self._link_target(definition, link)
+            if found is None:
+                continue
+            target, inp = found
+            nested = self.workflow.subgraphs.get(target.type)
+            if nested is None:
+                if inp.widget_name is not None:
+                    return _NO_VALUE
+                continue
+            names = [io.name for io in nested.inputs]
+            nested_flat = self.flat.get(":".join((*instance.path, instance.node.id, target.id)))
+            if nested_flat is not None and inp.name in names and names.index(inp.name) in self.promoted_slots(nested):
+                return self.promoted(nested_flat)[0].get(names.index(inp.name), _NO_VALUE)
+        return _NO_VALUE
 
     def _read_proxy_widgets(self, instance: _Flat, definition: Graph, values: list,
                             by_slot: dict[int, Any], overrides: dict[tuple[str, str], Any]) -> None:

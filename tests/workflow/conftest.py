@@ -163,8 +163,9 @@ class WorkflowBuilder(GraphBuilder):
 class SubgraphBuilder(GraphBuilder):
     """A subgraph definition; link from input slot k with `link(-10, k, ...)`, to output k with `link(..., -20, k)`."""
 
-    def __init__(self, name: str, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]]):
-        super().__init__("object", first_id=1)
+    def __init__(self, name: str, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]], first_id: int = 1):
+        # Real saves keep node ids unique across the root and every definition: pick first_id so.
+        super().__init__("object", first_id=first_id)
         self.id = str(uuid.uuid4())
         self.name = name
         self.inputs = [{"id": str(uuid.uuid4()), "name": n, "type": t, "linkIds": []} for n, t in inputs]

@@ -13,7 +13,7 @@ MUTE, BYPASS = 2, 4
 def encode_subgraph() -> SubgraphBuilder:
     """(clip, text) -> CLIPTextEncode -> CONDITIONING, with `text` promoted."""
     sg = SubgraphBuilder("Encode", inputs=[("clip", "CLIP"), ("text", "STRING")],
-                         outputs=[("CONDITIONING", "CONDITIONING")])
+                         outputs=[("CONDITIONING", "CONDITIONING")], first_id=50)
     enc = sg.node("CLIPTextEncode", inputs=[("clip", "CLIP"), ("text", "STRING", "text")],
                   outputs=["CONDITIONING"], widgets=["inner default"])
     sg.link(-10, 0, enc, "clip")
@@ -50,7 +50,7 @@ def encode_workflow(version=1, n_instances=1, values=("a cat",)):
 def test_subgraph_is_flattened_with_outer_inner_ids(object_info, version):
     wf, ckpt, ks, (inst,) = encode_workflow(version)
     result = convert_ui_to_api(wf.build(), object_info)
-    inner_id = f"{inst['id']}:1"
+    inner_id = f"{inst['id']}:50"
     assert result.prompt[inner_id] == {"inputs": {"text": "a cat", "clip": [str(ckpt["id"]), 1]},
                                        "class_type": "CLIPTextEncode",
                                        "_meta": {"title": "CLIP Text Encode (Prompt)"}}
@@ -62,16 +62,16 @@ def test_subgraph_is_flattened_with_outer_inner_ids(object_info, version):
 def test_each_instance_keeps_its_own_promoted_values(object_info):
     wf, _, ks, (a, b) = encode_workflow(n_instances=2, values=("positive words", "negative words"))
     prompt = convert_ui_to_api(wf.build(), object_info).prompt
-    assert prompt[f"{a['id']}:1"]["inputs"]["text"] == "positive words"
-    assert prompt[f"{b['id']}:1"]["inputs"]["text"] == "negative words"
-    assert prompt[str(ks["id"])]["inputs"]["negative"] == [f"{b['id']}:1", 0]
+    assert prompt[f"{a['id']}:50"]["inputs"]["text"] == "positive words"
+    assert prompt[f"{b['id']}:50"]["inputs"]["text"] == "negative words"
+    assert prompt[str(ks["id"])]["inputs"]["negative"] == [f"{b['id']}:50", 0]
 
 
 def test_promoted_values_by_name(object_info):
     wf, _, _, (inst,) = encode_workflow()
     inst["widgets_values_named"] = {"text": "named wins"}
     prompt = convert_ui_to_api(wf.build(), object_info).prompt
-    assert prompt[f"{inst['id']}:1"]["inputs"]["text"] == "named wins"
+    assert prompt[f"{inst['id']}:50"]["inputs"]["text"] == "named wins"
 
 
 def test_unpromoted_inner_widget_keeps_its_own_value(object_info):
@@ -79,7 +79,7 @@ def test_unpromoted_inner_widget_keeps_its_own_value(object_info):
     inst.pop("widgets_values")
     inst["inputs"][1].pop("widget")
     prompt = convert_ui_to_api(wf.build(), object_info).prompt
-    assert prompt[f"{inst['id']}:1"]["inputs"]["text"] == "inner default"
+    assert prompt[f"{inst['id']}:50"]["inputs"]["text"] == "inner default"
 
 
 def test_subgraph_input_linked_from_outside(object_info):
@@ -87,11 +87,12 @@ def test_subgraph_input_linked_from_outside(object_info):
     join = wf.node("TextJoin", inputs=[("a", "STRING")], outputs=["STRING"], widgets=["x"])
     wf.link(join, 0, inst, "text")
     prompt = convert_ui_to_api(wf.build(), object_info).prompt
-    assert prompt[f"{inst['id']}:1"]["inputs"]["text"] == [str(join["id"]), 0]
+    assert prompt[f"{inst['id']}:50"]["inputs"]["text"] == [str(join["id"]), 0]
 
 
 def test_legacy_seed_control_slot_in_promoted_values(object_info):
-    sg = SubgraphBuilder("Sampler", inputs=[("seed", "INT"), ("steps", "INT")], outputs=[("LATENT", "LATENT")])
+    sg = SubgraphBuilder("Sampler", inputs=[("seed", "INT"), ("steps", "INT")], outputs=[("LATENT", "LATENT")],
+                         first_id=50)
     ks = sg.node("KSampler", inputs=[("seed", "INT", "seed"), ("steps", "INT", "steps")], outputs=["LATENT"],
                  widgets=[0, "fixed", 5, 8.0, "euler", "normal", 1.0])
     sg.link(-10, 0, ks, "seed")
@@ -100,12 +101,12 @@ def test_legacy_seed_control_slot_in_promoted_values(object_info):
     wf = WorkflowBuilder(version=1)
     wf.subgraphs.append(sg.build())
     inst = instance(wf, sg, widgets=[123, "randomize", 30], promoted=("seed", "steps"))
-    inputs = convert_ui_to_api(wf.build(), object_info).prompt[f"{inst['id']}:1"]["inputs"]
+    inputs = convert_ui_to_api(wf.build(), object_info).prompt[f"{inst['id']}:50"]["inputs"]
     assert inputs["seed"] == 123 and inputs["steps"] == 30 and inputs["cfg"] == 8.0
 
 
 def test_legacy_proxy_widgets(object_info):
-    sg = SubgraphBuilder("Latent", inputs=[("width", "INT")], outputs=[("LATENT", "LATENT")])
+    sg = SubgraphBuilder("Latent", inputs=[("width", "INT")], outputs=[("LATENT", "LATENT")], first_id=50)
     latent = sg.node("EmptyLatentImage", inputs=[("width", "INT", "width")], outputs=["LATENT"],
                      widgets=[512, 512, 1])
     sg.link(-10, 0, latent, "width")
@@ -113,15 +114,16 @@ def test_legacy_proxy_widgets(object_info):
     wf = WorkflowBuilder(version=1)
     wf.subgraphs.append(sg.build())
     inst = instance(wf, sg, widgets=[640, 832, 9],
-                    properties={"proxyWidgets": [["-1", "width"], ["1", "height"], ["7", "nothing"]]})
+                    properties={"proxyWidgets": [["-1", "width"], ["50", "height"], ["7", "nothing"]]})
     result = convert_ui_to_api(wf.build(), object_info)
-    assert result.prompt[f"{inst['id']}:1"]["inputs"] == {"width": 640, "height": 832, "batch_size": 1}
+    assert result.prompt[f"{inst['id']}:50"]["inputs"] == {"width": 640, "height": 832, "batch_size": 1}
     assert any("could not be traced" in w for w in result.warnings)
 
 
 def nested_workflow():
     """LoadImage -> [Outer: [Inner: ImageScale(width promoted)] -> ImageInvert] -> SaveImage."""
-    inner = SubgraphBuilder("Inner", inputs=[("image", "IMAGE"), ("width", "INT")], outputs=[("IMAGE", "IMAGE")])
+    inner = SubgraphBuilder("Inner", inputs=[("image", "IMAGE"), ("width", "INT")], outputs=[("IMAGE", "IMAGE")],
+                            first_id=61)
     scale = inner.node("ImageScale", inputs=[("image", "IMAGE"), ("width", "INT", "width")], outputs=["IMAGE"],
                        widgets=["bilinear", 100, 200, "disabled"])
     inner.link(-10, 0, scale, "image")
@@ -156,21 +158,30 @@ def test_nested_subgraphs_flatten_to_paths_and_carry_promoted_values(object_info
     wf, load, inst, save = nested_workflow()
     result = convert_ui_to_api(wf.build(), object_info)
     prompt = result.prompt
-    assert set(prompt) == {"1", "20:5:1", "20:6", "21"}
+    assert set(prompt) == {"1", "20:5:61", "20:6", "21"}
     # The outer instance's promoted width reaches the innermost node; the nested instance's own
     # value (111) is ignored because its input is wired to the outer subgraph's input.
-    assert prompt["20:5:1"]["inputs"] == {"upscale_method": "bilinear", "width": 300, "height": 200,
+    assert prompt["20:5:61"]["inputs"] == {"upscale_method": "bilinear", "width": 300, "height": 200,
                                           "crop": "disabled", "image": ["1", 0]}
-    assert prompt["20:6"]["inputs"] == {"image": ["20:5:1", 0]}
+    assert prompt["20:6"]["inputs"] == {"image": ["20:5:61", 0]}
     assert prompt["21"]["inputs"]["images"] == ["20:6", 0]
     assert result.warnings == []
 
 
-def test_nested_subgraph_without_outer_value_keeps_inner_widget(object_info):
+def test_nested_promoted_widget_without_outer_value_shows_the_nested_value(object_info):
+    """The outer instance saved no width: its promoted widget shows the nested instance's (111)."""
     wf, load, inst, save = nested_workflow()
     inst.pop("widgets_values")
     prompt = convert_ui_to_api(wf.build(), object_info).prompt
-    assert prompt["20:5:1"]["inputs"]["width"] == 100
+    assert prompt["20:5:61"]["inputs"]["width"] == 111
+
+
+def test_nested_subgraph_without_any_promoted_value_keeps_inner_widget(object_info):
+    wf, load, inst, save = nested_workflow()
+    inst.pop("widgets_values")
+    wf.subgraphs[0]["nodes"][0].pop("widgets_values")  # the nested instance
+    prompt = convert_ui_to_api(wf.build(), object_info).prompt
+    assert prompt["20:5:61"]["inputs"]["width"] == 100
 
 
 def test_muted_subgraph_contents_do_not_run(object_info):
@@ -227,14 +238,14 @@ def test_unconnected_subgraph_output_is_reported(object_info):
 
 
 def test_unknown_node_inside_a_subgraph_is_reported_with_its_path(object_info):
-    sg = SubgraphBuilder("Odd", inputs=[], outputs=[])
+    sg = SubgraphBuilder("Odd", inputs=[], outputs=[], first_id=50)
     sg.node("MysteryNode", widgets=[1])
     wf = WorkflowBuilder(version=1)
     wf.subgraphs.append(sg.build())
     inst = instance(wf, sg)
     result = convert_ui_to_api(wf.build(), object_info)
     assert result.missing_node_types == ["MysteryNode"]
-    assert result.prompt[f"{inst['id']}:1"]["class_type"] == "MysteryNode"
+    assert result.prompt[f"{inst['id']}:50"]["class_type"] == "MysteryNode"
 
 
 def test_subgraph_that_contains_itself_is_an_error(object_info):
@@ -258,7 +269,7 @@ def test_subgraph_definition_without_id_is_an_error(object_info):
 def test_saved_instance_without_its_unlinked_promoted_sockets(object_info):
     """Saves drop unlinked widget sockets from the instance; promotion comes from the definition."""
     sg = SubgraphBuilder("Sampler", inputs=[("text", "STRING"), ("clip", "CLIP"), ("seed", "INT")],
-                         outputs=[("CONDITIONING", "CONDITIONING")])
+                         outputs=[("CONDITIONING", "CONDITIONING")], first_id=50)
     enc = sg.node("CLIPTextEncode", inputs=[("clip", "CLIP"), ("text", "STRING", "text")],
                   outputs=["CONDITIONING"], widgets=[""])
     ks = sg.node("KSampler", inputs=[("seed", "INT", "seed")], outputs=["LATENT"],
@@ -273,6 +284,6 @@ def test_saved_instance_without_its_unlinked_promoted_sockets(object_info):
     inst = wf.node(sg.id, inputs=[("clip", "CLIP")], outputs=["CONDITIONING"], widgets=["a red fox", 77])
     wf.link(ckpt, 1, inst, 0)
     result = convert_ui_to_api(wf.build(), object_info)
-    assert result.prompt[f"{inst['id']}:1"]["inputs"] == {"text": "a red fox", "clip": [str(ckpt["id"]), 1]}
-    assert result.prompt[f"{inst['id']}:2"]["inputs"]["seed"] == 77
+    assert result.prompt[f"{inst['id']}:50"]["inputs"] == {"text": "a red fox", "clip": [str(ckpt["id"]), 1]}
+    assert result.prompt[f"{inst['id']}:51"]["inputs"]["seed"] == 77
     assert result.warnings == []
