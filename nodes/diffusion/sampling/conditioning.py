@@ -141,6 +141,19 @@ def _cover_areas(conds: list[dict], other: list[dict]) -> None:
         other.append(copy)
 
 
+def _control_to_uncond(pos: list[dict], neg: list[dict]) -> None:
+    """The old ControlNetApply guides the negative side too: hand its chains to plain negatives."""
+    chains = [c["control"] for c in pos if "area" not in c and c.get("control_apply_to_uncond")
+              and c.get("control") is not None]
+    plain = [i for i, c in enumerate(neg) if "area" not in c]
+    if not chains or not plain or any(neg[i].get("control") is not None for i in plain):
+        return
+    originals = {i: neg[i] for i in plain}
+    for k, app in enumerate(chains):
+        i = plain[k % len(plain)]
+        neg[i] = dict(originals[i], control=app)
+
+
 def _read(conditioning: Any, side: int, name: str) -> list[dict]:
     if conditioning is None:
         return []
@@ -191,6 +204,7 @@ def prepare_entries(positive: Any, negative: Any, ctx: ConditionContext) -> list
                 c["area"] = _resolve_area(_mask_bounds(c["mask"]), h, w, 1.0)
     _cover_areas(pos, neg)
     _cover_areas(neg, pos)
+    _control_to_uncond(pos, neg)
     return [_entry(c, ctx, b, h, w) for c in pos + neg]
 
 
