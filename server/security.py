@@ -132,7 +132,9 @@ def create_guard_middleware(config: ServeConfig):
 def _token_landing(request: web.Request, token: str, cookie: str) -> web.StreamResponse | None:
     """`GET /any/page?token=T`: remember the token in a cookie and drop it from the address bar."""
     offered = request.query.get("token")
-    if request.method != "GET" or offered is None or not hmac.compare_digest(offered.encode(), token.encode()):
+    if request.method != "GET" or offered is None or request.path.startswith(("/api/", "/internal/", "/ws")):
+        return None  # API clients send the header; the query token is for pages (and /ws, checked before)
+    if not hmac.compare_digest(offered.encode(), token.encode()):
         return None
     rest = [(k, v) for k, v in request.query.items() if k != "token"]
     location = request.path + ("?" + urlencode(rest) if rest else "")

@@ -101,7 +101,7 @@ class LiveServer:
         await runner.cleanup()
 
     def stop(self) -> None:
-        if self.loop is not None and self._stop is not None:
+        if self.loop is not None and self._stop is not None and self._thread.is_alive():
             self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(15)
 
