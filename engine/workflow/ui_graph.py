@@ -109,6 +109,17 @@ class UIWorkflow:
     subgraphs: dict[str, Graph]  # by definition uuid, from every level of nesting
 
 
+@dataclass
+class FlatNode:
+    """One node at one place in the expanded graph."""
+
+    id: str  # execution id: "<instance>:...:<node>"
+    node: UINode
+    graph: Graph
+    path: tuple[str, ...]  # ids of the enclosing subgraph instances
+    instance: FlatNode | None  # the enclosing subgraph instance
+
+
 def is_ui_workflow(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("nodes"), list)
 

@@ -16,41 +16,33 @@ node's own widget value if it has one, and is otherwise left out.
 
 from __future__ import annotations
 
-import re
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.workflow.errors import WorkflowError
+from engine.workflow.node_kinds import (
+    CORE_FRONTEND_ONLY,
+    GET_TYPES,
+    NOTE_TYPES,
+    PRIMITIVE_TYPES,
+    REROUTE_TYPES,
+    SET_TYPES,
+    bypass_input_index,
+)
+from engine.workflow.promoted import PromotedWidgets
 from engine.workflow.ui_graph import (
     MODE_BYPASS,
     MODE_NEVER,
+    FlatNode,
     Graph,
-    InputSlot,
-    Link,
     UINode,
     UIWorkflow,
     parse_ui_workflow,
 )
-from engine.workflow.widgets import CONTROL, map_widget_values, widget_layout
-
-# Node types that exist only in the browser. ComfyUI's own four first, then common pack ones.
-REROUTE_TYPES = frozenset({"Reroute", "Reroute (rgthree)"})
-PRIMITIVE_TYPES = frozenset({"PrimitiveNode"})
-SET_TYPES = frozenset({"SetNode"})  # KJNodes: a named, wireless reroute
-GET_TYPES = frozenset({"GetNode"})
-NOTE_TYPES = frozenset({
-    "Note", "MarkdownNote", "Note Plus (mtb)", "Label (rgthree)", "Bookmark (rgthree)",
-    "Fast Groups Muter (rgthree)", "Fast Groups Bypasser (rgthree)", "Fast Muter (rgthree)",
-    "Fast Bypasser (rgthree)", "Fast Actions Button (rgthree)", "Mute / Bypass Repeater (rgthree)",
-    "Mute / Bypass Relay (rgthree)", "Node Collector (rgthree)", "Random Unmuter (rgthree)",
-})
-# These four are never real backend nodes, even if some pack registers the name.
-CORE_FRONTEND_ONLY = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
-FRONTEND_ONLY_TYPES = REROUTE_TYPES | PRIMITIVE_TYPES | SET_TYPES | GET_TYPES | NOTE_TYPES
+from engine.workflow.widgets import map_widget_values
 
 _REPLACE_PROPERTY = "Run widget replace on values"
-_NO_VALUE = object()
-_LEGACY_PROXY_PREFIX = re.compile(r"^\s*(\d+)\s*:\s*(.+)$")
 
 
 @dataclass
@@ -77,17 +69,6 @@ class _Value:
     value: Any
 
 
-@dataclass
-class _Flat:
-    """One node at one place in the expanded graph."""
-
-    id: str  # execution id: "<instance>:...:<node>"
-    node: UINode
-    graph: Graph
-    path: tuple[str, ...]  # ids of the enclosing subgraph instances
-    instance: _Flat | None  # the enclosing subgraph instance
-
-
 def wrap_value(value: Any) -> Any:
     """A list constant is boxed, so the server does not read it as a link."""
     return {"__value__": value} if isinstance(value, list) else value
@@ -98,10 +79,9 @@ class _Converter:
         self.workflow = workflow
         self.object_info = object_info
         self.warnings = warnings
-        self.flat: dict[str, _Flat] = {}
+        self.flat: dict[str, FlatNode] = {}
         self.missing: dict[str, None] = {}
-        self._promoted: dict[str, tuple[dict[int, Any], dict[tuple[str, str], Any]]] = {}
-        self._promoted_slots: dict[str, list[int]] = {}
+        self.promoted = PromotedWidgets(workflow, object_info, self.flat, self.warn)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -127,9 +107,9 @@ class _Converter:
         return "unknown"
 
     # -- expansion ------------------------------------------------------------------------------
-    def expand(self, graph: Graph, path: tuple[str, ...], instance: _Flat | None, stack: tuple[str, ...]) -> None:
+    def expand(self, graph: Graph, path: tuple[str, ...], instance: FlatNode | None, stack: tuple[str, ...]) -> None:
         for node in sorted(graph.nodes.values(), key=lambda n: n.order):
-            flat = _Flat(":".join((*path, node.id)), node, graph, path, instance)
+            flat = FlatNode(":".join((*path, node.id)), node, graph, path, instance)
             self.flat[flat.id] = flat
             # The contents of a muted or bypassed subgraph never run.
             if self.kind(node) == "subgraph" and node.mode not in (MODE_NEVER, MODE_BYPASS):
@@ -145,7 +125,7 @@ class _Converter:
                                 f"{key[2]}): reroutes or bypassed nodes form a loop")
         visited.add(key)
 
-    def resolve_input(self, flat: _Flat, slot: int, want_type: Any = None,
+    def resolve_input(self, flat: FlatNode, slot: int, want_type: Any = None,
                       visited: set | None = None) -> _Link | _Value | None:
         visited = set() if visited is None else visited
         self._enter(visited, (flat.id, "I", slot))
@@ -170,7 +150,7 @@ class _Converter:
             return None
         return self.resolve_output(origin, link.origin_slot, want_type if want_type is not None else inp.type, visited)
 
-    def resolve_output(self, flat: _Flat, slot: int, want_type: Any, visited: set) -> _Link | _Value | None:
+    def resolve_output(self, flat: FlatNode, slot: int, want_type: Any, visited: set) -> _Link | _Value | None:
         self._enter(visited, (flat.id, "O", slot))
         node = flat.node
         if node.mode == MODE_NEVER:
@@ -196,7 +176,7 @@ class _Converter:
             return None
         return _Link(flat.id, slot)
 
-    def _instance_input_index(self, instance: _Flat, def_slot: int) -> int | None:
+    def _instance_input_index(self, instance: FlatNode, def_slot: int) -> int | None:
         """The saved instance input for the definition's input `def_slot`.
 
         Saves leave out unlinked widget sockets, so the instance's list may be shorter than the
@@ -211,16 +191,16 @@ class _Converter:
                 return index
         return def_slot if def_slot < len(inputs) else None
 
-    def _resolve_instance_input(self, instance: _Flat, def_slot: int, visited: set) -> _Link | _Value | None:
+    def _resolve_instance_input(self, instance: FlatNode, def_slot: int, visited: set) -> _Link | _Value | None:
         index = self._instance_input_index(instance, def_slot)
         if index is not None and instance.node.inputs[index].link is not None:
             return self.resolve_input(instance, index, None, visited)
-        promoted, _ = self.promoted(instance)
+        promoted, _ = self.promoted.values(instance)
         if def_slot in promoted:
             return _Value(promoted[def_slot])
         return None
 
-    def _resolve_instance_output(self, instance: _Flat, slot: int, want_type: Any, visited: set):
+    def _resolve_instance_output(self, instance: FlatNode, slot: int, want_type: Any, visited: set):
         definition = self.workflow.subgraphs[instance.node.type]
         link = definition.output_link(slot)
         if link is None:
@@ -236,7 +216,7 @@ class _Converter:
             return None
         return self.resolve_output(inner, link.origin_slot, want_type, visited)
 
-    def _find_set_node(self, get_flat: _Flat) -> _Flat | None:
+    def _find_set_node(self, get_flat: FlatNode) -> FlatNode | None:
         name = _first_widget_value(get_flat.node)
         for node in get_flat.graph.nodes.values():
             if node.type in SET_TYPES and _first_widget_value(node) == name and node.mode != MODE_NEVER:
@@ -244,7 +224,7 @@ class _Converter:
         self.warn(f"node {get_flat.id} (GetNode): no SetNode named {name!r}; the link is dropped")
         return None
 
-    def _primitive_value(self, flat: _Flat) -> _Value | None:
+    def _primitive_value(self, flat: FlatNode) -> _Value | None:
         node = flat.node
         named = node.widgets_values_named or (node.widgets_values if isinstance(node.widgets_values, dict) else None)
         if named and "value" in named:
@@ -259,158 +239,22 @@ class _Converter:
                       "the value is passed on as written")
         return _Value(value)
 
-    # -- promoted subgraph widgets --------------------------------------------------------------
-    def promoted(self, instance: _Flat) -> tuple[dict[int, Any], dict[tuple[str, str], Any]]:
-        """Per instance: {definition input index: value} and {(inner node id, widget): value}."""
-        if instance.id not in self._promoted:
-            self._promoted[instance.id] = self._read_promoted(instance)
-        return self._promoted[instance.id]
-
-    def _link_target(self, graph: Graph, link: Link) -> tuple[UINode, InputSlot] | None:
-        target = graph.nodes.get(link.target_id)
-        if target is None:
-            return None
-        slot = next((inp for inp in target.inputs if inp.link == link.id), None)
-        if slot is None and link.target_slot < len(target.inputs):
-            slot = target.inputs[link.target_slot]
-        return None if slot is None else (target, slot)
-
-    def promoted_slots(self, definition: Graph, depth: int = 0) -> list[int]:
-        """The definition inputs that show a widget on the instance: those wired to an inner widget."""
-        key = definition.subgraph_id or ""
-        if key not in self._promoted_slots:
-            self._promoted_slots[key] = self._find_promoted_slots(definition, depth)
-        return self._promoted_slots[key]
-
-    def _find_promoted_slots(self, definition: Graph, depth: int) -> list[int]:
-        slots = []
-        for k in range(len(definition.inputs)):
-            for link in definition.input_links(k):
-                found = self._link_target(definition, link)
-                if found is None:
-                    continue
-                target, inp = found
-                if inp.widget_name is not None:
-                    slots.append(k)
-                    break
-                nested = self.workflow.subgraphs.get(target.type)
-                if nested is not None and depth < 32:
-                    names = [io.name for io in nested.inputs]
-                    if inp.name in names and names.index(inp.name) in self.promoted_slots(nested, depth + 1):
-                        slots.append(k)
-                        break
-                elif target.type in self.object_info:
-                    layout = widget_layout(target.type, self.object_info[target.type])
-                    if any(w.is_value and w.name == inp.name for w in layout):
-                        slots.append(k)
-                        break
-        return slots
-
-    def _read_promoted(self, instance: _Flat) -> tuple[dict[int, Any], dict[tuple[str, str], Any]]:
-        node = instance.node
-        definition = self.workflow.subgraphs[node.type]
-        values, named = node.widgets_values, node.widgets_values_named
-        if isinstance(values, dict) and not named:
-            named = values
-        by_slot: dict[int, Any] = {}
-        overrides: dict[tuple[str, str], Any] = {}
-        if isinstance(values, list) and isinstance(node.properties.get("proxyWidgets"), list):
-            self._read_proxy_widgets(instance, definition, values, by_slot, overrides)
-            return by_slot, overrides
-        slots = self.promoted_slots(definition)
-        if named:
-            for k in slots:
-                if definition.inputs[k].name in named:
-                    by_slot[k] = named[definition.inputs[k].name]
-        elif isinstance(values, list):
-            # One value per promoted input, in the definition's order; older saves also keep a
-            # slot for each promoted seed's control widget: skip those.
-            skip_controls = len(values) > len(slots)
-            j = 0
-            for k in slots:
-                if j >= len(values):
-                    break
-                by_slot[k] = values[j]
-                j += 1
-                if skip_controls and self._promoted_has_control(definition, k):
-                    j += 1
-        for k in slots:
-            if k not in by_slot:
-                default = self._interior_value(instance, definition, k)
-                if default is not _NO_VALUE:
-                    by_slot[k] = default
-        return by_slot, overrides
-
-    def _interior_value(self, instance: _Flat, definition: Graph, def_slot: int) -> Any:
-        """A promoted widget with no saved value shows the widget it stands for: when that is a nested
-        instance's promoted widget, its value (a plain inner widget keeps its own value anyway)."""
-        for link in definition.input_links(def_slot):
-            found = self._link_target(definition, link)
-            if found is None:
-                continue
-            target, inp = found
-            nested = self.workflow.subgraphs.get(target.type)
-            if nested is None:
-                if inp.widget_name is not None:
-                    return _NO_VALUE
-                continue
-            names = [io.name for io in nested.inputs]
-            nested_flat = self.flat.get(":".join((*instance.path, instance.node.id, target.id)))
-            if nested_flat is not None and inp.name in names and names.index(inp.name) in self.promoted_slots(nested):
-                return self.promoted(nested_flat)[0].get(names.index(inp.name), _NO_VALUE)
-        return _NO_VALUE
-
-    def _read_proxy_widgets(self, instance: _Flat, definition: Graph, values: list,
-                            by_slot: dict[int, Any], overrides: dict[tuple[str, str], Any]) -> None:
-        """Legacy `properties.proxyWidgets`: `[[inner node id, widget name], ...]` aligned with widgets_values.
-
-        The id "-1" stands for the subgraph's own input of that name.
-        """
-        names = [io.name for io in definition.inputs]
-        for index, entry in enumerate(instance.node.properties["proxyWidgets"]):
-            if index >= len(values) or not isinstance(entry, (list, tuple)) or len(entry) < 2:
-                continue
-            source_id, widget = str(entry[0]), str(entry[1])
-            while m := _LEGACY_PROXY_PREFIX.match(widget):  # old saves prefixed "<nested id>: "
-                widget = m.group(2)
-            source = definition.nodes.get(source_id)
-            if source_id == "-1" and widget in names:
-                by_slot[names.index(widget)] = values[index]
-            elif source is not None and source.type not in self.workflow.subgraphs:
-                overrides[(source_id, widget)] = values[index]
-            else:
-                self.warn(f"subgraph node {instance.id}: promoted widget {list(entry)!r} could not be traced "
-                          "to an inner widget; the inner node keeps its own value")
-
-    def _promoted_has_control(self, definition: Graph, def_slot: int) -> bool:
-        for link in definition.input_links(def_slot):
-            found = self._link_target(definition, link)
-            if found is None or found[0].type not in self.object_info:
-                continue
-            target, inp = found
-            name = inp.widget_name or inp.name
-            layout = widget_layout(target.type, self.object_info[target.type])
-            for k, slot in enumerate(layout):
-                if slot.is_value and slot.name == name:
-                    return k + 1 < len(layout) and layout[k + 1].kind == CONTROL
-        return False
-
     # -- the prompt -----------------------------------------------------------------------------
-    def node_entry(self, flat: _Flat, kind: str) -> dict:
+    def node_entry(self, flat: FlatNode, kind: str) -> dict:
         node = flat.node
         inputs: dict[str, Any] = {}
         info = self.object_info.get(node.type) if kind == "real" else None
         if info is not None:
             values = map_widget_values(node, info, self.warn)
             if flat.instance is not None:
-                _, overrides = self.promoted(flat.instance)
+                _, overrides = self.promoted.values(flat.instance)
                 for (inner_id, widget), value in overrides.items():
                     if inner_id == node.id and widget in values:
                         values[widget] = value
             inputs.update({name: wrap_value(v) for name, v in values.items()})
         elif node.widgets_values:
             self.warn(f"node {flat.id} ({node.type}): unknown node type, so its widget values "
-                      "could not be named and were left out")
+                      f"could not be named and were left out: {json.dumps(node.widgets_values)}")
         for slot, inp in enumerate(node.inputs):
             resolved = self.resolve_input(flat, slot)
             if isinstance(resolved, _Value):
@@ -442,35 +286,6 @@ class _Converter:
                     self.warn(f"node {node_id}: input '{name}' pointed at node {value[0]}, which is not in the prompt")
                     del entry["inputs"][name]
         return prompt
-
-
-def bypass_input_index(node: UINode, slot: int, want_type: Any) -> int:
-    """Which input a bypassed node passes on for output `slot` (-1: none fits)."""
-    inputs = node.inputs
-    if want_type in ("*", "", None, 0):
-        if slot < len(inputs):
-            return slot
-        return 0 if inputs else -1
-    out_type = node.outputs[slot].type if slot < len(node.outputs) else "*"
-    if slot < len(inputs) and slot_types_match(inputs[slot].type, out_type) and \
-            slot_types_match(inputs[slot].type, want_type):
-        return slot
-    for i, inp in enumerate(inputs):
-        if inp.type == want_type:
-            return i
-    for i, inp in enumerate(inputs):
-        if slot_types_match(inp.type, out_type) and slot_types_match(inp.type, want_type):
-            return i
-    return -1
-
-
-def slot_types_match(a: Any, b: Any) -> bool:
-    """Whether the canvas lets a link join slot types `a` and `b` (wildcards, comma unions, any case)."""
-    if a in ("*", "", None, 0) or b in ("*", "", None, 0) or a == b:
-        return True
-    a_set = {t.strip() for t in str(a).lower().split(",")}
-    b_set = {t.strip() for t in str(b).lower().split(",")}
-    return bool(a_set & b_set)
 
 
 def _first_widget_value(node: UINode) -> Any:
