@@ -329,4 +329,6 @@ export function installNodeDecorations(execution) {
     }
     execution.decorate(node, ctx);
   };
+  // Kept so a bench can compare against plain LiteGraph drawing.
+  LGraphCanvas.prototype.drawNode.loomOriginal = drawNode;
 }

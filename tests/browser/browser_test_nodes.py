@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import torch
 from PIL import Image
 
 from nodes.context import check_interrupt, report_progress

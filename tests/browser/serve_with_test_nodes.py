@@ -8,6 +8,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
 import browser_test_nodes  # noqa: E402
+
 import nodes.registry  # noqa: E402
 
 _builtin_registry = nodes.registry.builtin_registry

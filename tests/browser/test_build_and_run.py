@@ -61,8 +61,8 @@ def test_build_from_empty_canvas_and_run(editor):
     # 4. Type-checked: an IMAGE output cannot feed a LATENT input.
     refused = ed.js("""() => {
         const lat = LiteGraph.createNode('LatentUpscaleBy'); loomApp.graph.add(lat);
-        const ok = loomApp.graph.getNodeById(%d).connect(0, lat, 0);
-        loomApp.graph.remove(lat); return ok === null; }""" % source)
+        const ok = loomApp.graph.getNodeById(%s).connect(0, lat, 0);
+        loomApp.graph.remove(lat); return ok === null; }""".replace("%s", str(source)))
     assert refused
 
     # 5. Queue with the toolbar button; the image appears on the Save Image node.

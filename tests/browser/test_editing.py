@@ -84,7 +84,7 @@ def test_copy_paste_keeps_links_and_duplicate(editor):
     ed.page.wait_for_function("loomApp.graph._nodes.length === 5")
     wf = ed.js("() => loomApp.serializeWorkflow()")
     new_ids = sorted(n["id"] for n in wf["nodes"] if n["id"] > 3)
-    assert [(l[1], l[3]) for l in wf["links"] if l[1] in new_ids and l[3] in new_ids] == [(new_ids[0], new_ids[1])]
+    assert [(k[1], k[3]) for k in wf["links"] if k[1] in new_ids and k[3] in new_ids] == [(new_ids[0], new_ids[1])]
     ed.js("() => loomApp.canvas.selectNode(loomApp.graph.getNodeById(3))")
     ed.page.keyboard.press("Control+d")
     ed.page.wait_for_function("loomApp.graph._nodes.length === 6")

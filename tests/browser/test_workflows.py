@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, python_convert
 
 HERE = Path(__file__).resolve().parent
