@@ -402,8 +402,17 @@ def _load_one(registry: NodeRegistry, path: Path, manifest_entry: dict, import_t
     return info
 
 
+def default_import_timeout() -> float:
+    """Seconds a pack's import may take: $LOOM_PACK_IMPORT_TIMEOUT, else 30."""
+    try:
+        return float(os.environ.get("LOOM_PACK_IMPORT_TIMEOUT") or 30.0)
+    except ValueError:
+        log.warning("LOOM_PACK_IMPORT_TIMEOUT is not a number; using 30 s")
+        return 30.0
+
+
 def load_custom_nodes(registry: NodeRegistry, dirs: list[Path] | None = None, allow: list[str] | None = None,
-                      disabled: bool = False, import_timeout: float = 30.0) -> list[PackInfo]:
+                      disabled: bool = False, import_timeout: float | None = None) -> list[PackInfo]:
     """Load every pack in `dirs` (default: the configured custom_nodes folders) into `registry`.
 
     `allow` names the only packs to load (folder or file names, with or without `.py`); `disabled`
@@ -414,6 +423,7 @@ def load_custom_nodes(registry: NodeRegistry, dirs: list[Path] | None = None, al
     import nodes as nodes_pkg
 
     nodes_pkg.set_active_registry(registry)
+    import_timeout = default_import_timeout() if import_timeout is None else import_timeout
     dirs = [Path(d) for d in (dirs if dirs is not None else custom_nodes_dirs())]
     allowed = {a.strip().removesuffix(".py") for a in allow} if allow is not None else None
     if disabled and allowed is None:
@@ -443,7 +453,7 @@ def load_custom_nodes(registry: NodeRegistry, dirs: list[Path] | None = None, al
 
 
 def default_registry(load_packs: bool = True, allow: list[str] | None = None, disabled: bool = False,
-                     import_timeout: float = 30.0) -> NodeRegistry:
+                     import_timeout: float | None = None) -> NodeRegistry:
     """Built-in nodes plus the packs in the configured custom_nodes folders (for the server and CLI)."""
     import nodes as nodes_pkg
     from nodes.registry import builtin_registry
