@@ -7,6 +7,7 @@ Exit status: 0 converted; 1 converted, but some node types are unknown (named on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import sys
@@ -25,6 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--object-info", metavar="FILE",
                         help="use this saved /object_info JSON for the node definitions instead of Loom's nodes")
     parser.add_argument("--no-custom-nodes", action="store_true", help="load the built-in nodes only")
+    parser.add_argument("--custom-nodes", metavar="DIR", action="append",
+                        help="load node packs from this folder instead of the configured ones (repeatable)")
     parser.add_argument("--compact", action="store_true", help="print the JSON on one line")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
     return parser
@@ -46,16 +49,19 @@ def _object_info(args: argparse.Namespace) -> dict:
         return info
     from nodes.registry import builtin_registry
 
-    registry = builtin_registry()
-    if not args.no_custom_nodes:
-        try:
-            custom_loader = importlib.import_module("nodes.custom_loader")
-        except ModuleNotFoundError as e:
-            if e.name != "nodes.custom_loader":
-                raise
-        else:
-            custom_loader.load_custom_nodes(registry)
-    return registry.object_info()
+    # Node packs like to print banners when imported: keep stdout for the prompt alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        registry = builtin_registry()
+        if not args.no_custom_nodes:
+            try:
+                custom_loader = importlib.import_module("nodes.custom_loader")
+            except ModuleNotFoundError as e:
+                if e.name != "nodes.custom_loader":
+                    raise
+            else:
+                dirs = [Path(d) for d in args.custom_nodes] if args.custom_nodes else None
+                custom_loader.load_custom_nodes(registry, dirs)
+        return registry.object_info()
 
 
 def run(args: argparse.Namespace) -> int:

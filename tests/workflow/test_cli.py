@@ -109,3 +109,41 @@ def test_builtin_registry_is_used_by_default(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["2"]["inputs"] == {"upscale_method": "bilinear", "width": 64, "height": 32,
                                                       "crop": "center", "image": ["1", 0]}
+
+
+NOISY_PACK = '''
+print("*** noisy pack says hello ***")
+
+
+class Echo:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "times": ("INT", {"default": 1}),
+                             "seed": ("INT", {"default": 0})}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = "test"
+
+    def run(self, image, times, seed):
+        return (image,)
+
+
+NODE_CLASS_MAPPINGS = {"Echo": Echo}
+'''
+
+
+def test_custom_node_packs_name_widgets_and_their_prints_stay_off_stdout(tmp_path):
+    pack = tmp_path / "packs" / "noisy_pack"
+    pack.mkdir(parents=True)
+    (pack / "__init__.py").write_text(NOISY_PACK)
+    wf = WorkflowBuilder()
+    load = wf.node("LoadImage", outputs=["IMAGE", "MASK"], widgets=["cat.png", "image"])
+    echo = wf.node("Echo", inputs=[("image", "IMAGE")], outputs=["IMAGE"], widgets=[3, 99, "fixed"])
+    wf.link(load, 0, echo, 0)
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(wf.build()))
+    proc = loom(path, "--custom-nodes", tmp_path / "packs")
+    assert proc.returncode == 0, proc.stderr
+    assert "noisy pack says hello" in proc.stderr
+    assert json.loads(proc.stdout)["2"]["inputs"] == {"times": 3, "seed": 99, "image": ["1", 0]}

@@ -300,7 +300,7 @@ def test_unknown_node_types_are_kept_and_reported(object_info):
                                                "class_type": "FancyUpscaler", "_meta": {"title": "FancyUpscaler"}}
     assert result.prompt[str(save["id"])]["inputs"]["images"] == [str(fancy["id"]), 0]
     assert str(group["id"]) in result.prompt
-    assert any("FancyUpscaler" in w and "widget values" in w for w in result.warnings)
+    assert any("FancyUpscaler" in w and "left out: [2.0]" in w for w in result.warnings)
     assert any("group node" in w for w in result.warnings)
 
 
