@@ -19,11 +19,11 @@ def make_server(tmp_path, registry):
 
     started = []
 
-    def make(web_root=None, registry_=None, **config) -> LiveServer:
+    def make(web_root=None, registry_=None, workers=None, **config) -> LiveServer:
         config.setdefault("data_dir", tmp_path / "data")
         config.setdefault("models_dir", tmp_path / "models")
         config.setdefault("port", free_port())
-        server = LiveServer(ServeConfig(**config), registry_ or registry, web_root).start()
+        server = LiveServer(ServeConfig(**config), registry_ or registry, web_root, workers).start()
         started.append(server)
         return server
 

@@ -1,7 +1,12 @@
 """`loom serve` exactly as users run it, with the test-only nodes added to the built-in registry."""
 
+import os
 import sys
 from pathlib import Path
+
+# Make modules look absent (to test the errors users see without them).
+for _name in filter(None, os.environ.get("LOOM_TEST_HIDE_MODULES", "").split(",")):
+    sys.modules[_name] = None
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))

@@ -48,10 +48,11 @@ def sleep_graph(seconds: float = 1.0, steps: int = 10, preview_size: int = 0, se
 class LiveServer:
     """`create_app` on a free port, served by its own event loop in a thread."""
 
-    def __init__(self, config, registry, web_root=None):
+    def __init__(self, config, registry, web_root=None, workers=None):
         self.config = config
         self.registry = registry
         self.web_root = web_root
+        self.workers = workers
         self.ctx = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -87,7 +88,7 @@ class LiveServer:
         try:
             self.loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            self.ctx = build_context(self.config, self.registry)
+            self.ctx = build_context(self.config, self.registry, workers=self.workers)
             app = create_app(self.ctx, self.web_root)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
