@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nodes.custom_loader import discover
 from nodes.registry import NodeRegistry
 from server.packs import manifest
 from server.packs.install import custom_nodes_dir
@@ -64,7 +63,3 @@ def list_packs(registry: NodeRegistry | None = None, cn_dir: Path | None = None)
             "manifest_error": manifest_error,
         })
     return rows
-
-
-def candidates(cn_dir: Path | None = None) -> list[Path]:
-    return discover([cn_dir or custom_nodes_dir()])
