@@ -24,7 +24,10 @@ export class LoomApi extends EventTarget {
     this.base = base;
     // The clientId survives a reload of the tab (sessionStorage), so the server can tell a
     // reconnecting page which node of its prompt is running.
-    this.clientId = sessionStorage.getItem(CLIENT_ID_KEY) || null;
+    // Minted here (not left to the server) so a prompt queued before the socket opens still
+    // names the client its events belong to.
+    this.clientId = sessionStorage.getItem(CLIENT_ID_KEY) || randomHex(16);
+    sessionStorage.setItem(CLIENT_ID_KEY, this.clientId);
     this.socket = null;
     this.connected = false;
     this._retryMs = 300;
@@ -142,6 +145,21 @@ export class LoomApi extends EventTarget {
   }
 
   // -- WebSocket -----------------------------------------------------------------------------------
+  /** Resolves once the socket is open (or after `ms`, so a server without /ws still works). */
+  waitConnected(ms = 3000) {
+    if (this.connected) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok) => {
+        clearTimeout(timer);
+        this.removeEventListener("connected", onOpen);
+        resolve(ok);
+      };
+      const onOpen = () => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      this.addEventListener("connected", onOpen);
+    });
+  }
+
   connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const query = this.clientId ? `?clientId=${encodeURIComponent(this.clientId)}` : "";
@@ -209,6 +227,11 @@ export class LoomApi extends EventTarget {
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+// crypto.randomUUID needs a secure context; a LAN address over http is not one.
+function randomHex(bytes) {
+  return [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function safeJson(res) {

@@ -52,7 +52,7 @@ export class LoomApp {
     await this.refreshNodeDefs({ register: true });
     this.execution.bind(this.api);
     this.api.connect();
-    await this.loadInitialWorkflow();
+    await Promise.all([this.loadInitialWorkflow(), this.api.waitConnected()]);
     await this.extensions.invokeAsync("setup", this);
     setInterval(() => this._autosave(), 1000);
   }

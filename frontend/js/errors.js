@@ -18,7 +18,7 @@ const SENTENCES = {
 export function describeNodeError(err) {
   const input = err.extra_info?.input_name;
   const sentence = SENTENCES[err.type]?.(input ?? "?");
-  const details = err.details ? ` (${err.details})` : "";
+  const details = err.details && err.details !== input ? ` (${err.details})` : "";
   if (sentence && (input || !SENTENCES[err.type].length)) return `${sentence}${details}`;
   return `${err.message ?? err.type ?? "invalid"}${details}`;
 }

@@ -22,6 +22,7 @@ export class ExecutionState {
     this.execError = null; // {node_id, exception_message, traceback, ...}
     this.gallery = []; // [{url, filename, promptId, nodeId}]
     this.listeners = new Set();
+    this.runCount = 0;
   }
 
   onChange(fn) {
@@ -97,12 +98,14 @@ export class ExecutionState {
     });
     on("b_preview", (d) => {
       const id = d.nodeId != null ? String(d.nodeId) : this.runningNode;
-      if (!id) return;
+      if (!id || !this.isRunning) return;
+      const run = this.runCount;
       const node = this.app.graph.getNodeById(Number(id));
       if (!node) return;
       const url = URL.createObjectURL(d.blob);
       const img = new Image();
       img.onload = () => {
+        if (run !== this.runCount) return URL.revokeObjectURL(url); // arrived after its run ended
         const prev = this.images.get(id);
         if (prev?.preview) for (const old of prev.images) URL.revokeObjectURL(old.src);
         this.images.set(id, { images: [img], preview: true });
@@ -118,6 +121,7 @@ export class ExecutionState {
   }
 
   _finish() {
+    this.runCount++;
     if (this.runningNode) this.executed.add(this.runningNode);
     this.runningNode = null;
     this.progress = null;
@@ -233,7 +237,7 @@ export class ExecutionState {
     }
     const errors = this.nodeErrors[id]?.errors;
     const isExecError = this.execError && String(this.execError.node_id) === id;
-    if (errors?.length || isExecError || node.loomMissing) {
+    if (errors?.length || isExecError || node.loomMissing || node.has_errors) {
       outline(ERROR, 3);
       badge(ctx, w, th, node.loomMissing ? "missing" : isExecError ? "failed" : "error", ERROR);
     }
@@ -313,9 +317,13 @@ export function installNodeDecorations(execution) {
       node.bgcolor = "#3d1846";
       this.editor_alpha = 0.75;
     }
+    // Errors get Loom's outline (decorate), not LiteGraph's thick default one.
+    const hadErrors = node.has_errors;
+    node.has_errors = false;
     try {
       drawNode.call(this, node, ctx);
     } finally {
+      node.has_errors = hadErrors;
       this.editor_alpha = alpha;
       if (restore) [node.color, node.bgcolor] = restore;
     }

@@ -134,7 +134,9 @@ export class LoomUI {
     const el = document.createElement("div");
     el.className = `toast ${kind}`;
     el.textContent = message;
-    $("#toasts").append(el);
+    const box = $("#toasts");
+    box.append(el);
+    while (box.children.length > 4) box.firstElementChild.remove();
     setTimeout(() => el.remove(), kind === "error" ? ms * 2 : ms);
     return el;
   }

@@ -67,10 +67,11 @@ class Server:
         self._log.close()
 
 
-def _start(tmp_path_factory, name: str, extra: list[str]) -> Server:
+def _start(tmp_path_factory, name: str, extra: list[str], cache: bool = False) -> Server:
     data = tmp_path_factory.mktemp(name)
     port = free_port()
-    return Server([*extra, "serve", "--port", str(port), "--data-dir", str(data), "--cache-none"], data, port)
+    return Server([*extra, "serve", "--port", str(port), "--data-dir", str(data), *([] if cache else ["--cache-none"])],
+                  data, port)
 
 
 @pytest.fixture(scope="session")
@@ -83,8 +84,9 @@ def loom_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def test_nodes_server(tmp_path_factory):
-    """`loom serve` with the slow and failing test nodes registered."""
-    server = _start(tmp_path_factory, "serve_test_nodes", [sys.executable, str(HERE / "serve_with_test_nodes.py")])
+    """`loom serve` with the slow and failing test nodes registered, and its output cache on."""
+    server = _start(tmp_path_factory, "serve_test_nodes", [sys.executable, str(HERE / "serve_with_test_nodes.py")],
+                    cache=True)
     yield server
     server.stop()
 

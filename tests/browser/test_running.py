@@ -72,6 +72,9 @@ def test_batch_queue_front_history_reload_and_seed_control(make_editor, test_nod
     ed.page.click("#btn-queue-front")
     ed.wait_idle(timeout=20000)
     ed.page.wait_for_function("!loomApp.execution.queueRemaining", timeout=20000)
+    # Nothing changed between the runs: the last one reuses cached outputs and marks them.
+    assert "1" in ed.js("() => [...loomApp.execution.cached]")
+    ed.shot("cached_nodes_marked")
     ed.page.click("#btn-panel-queue")
     rows = ed.page.locator(".queue-panel .job.success")
     rows.first.wait_for(timeout=5000)

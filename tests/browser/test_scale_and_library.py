@@ -123,3 +123,19 @@ def test_templates_panel_lists_server_templates(editor, loom_server):
     listed = ed.page.locator(".lib-item").count()
     assert listed == sum(len(v) for v in templates.values())
     ed.shot("templates_panel")
+
+
+def test_opens_on_the_default_workflow(editor, loom_server):
+    """?fresh opens the server's txt2img template, or the built-in graph when there is none."""
+    templates = loom_server.get_json("/api/workflow_templates")
+    pack = next((p for p, names in templates.items() if any(str(n).removesuffix(".json") == "txt2img" for n in names)), None)
+    types = sorted(editor.js("() => loomApp.graph._nodes.map(n => n.type)"))
+    if pack:
+        template = loom_server.get_json(f"/api/workflow_templates/{pack}/txt2img.json")
+        assert types == sorted(n["type"] for n in template["nodes"])
+    elif "CheckpointLoaderSimple" in loom_server.object_info:
+        assert "KSampler" in types and "SaveImage" in types
+    else:
+        assert types == ["EmptyImage", "ImageInvert", "SaveImage"]
+    editor.shot("default_workflow")
+    assert editor.js("() => Object.keys(loomApp.toApiPrompt()).length") == len(types)
