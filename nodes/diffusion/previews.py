@@ -28,8 +28,8 @@ FACTORS: dict[str, tuple[tuple, tuple | None]] = {SDXL: (_SDXL_FACTORS, _SDXL_BI
 DEFAULT_FACTORS = (_SD_FACTORS, None)
 
 
-def latent_to_rgb(latent: torch.Tensor, family: str, max_size: int | None = None) -> Image.Image:
-    """The first image of a [B, 4, h, w] model-space latent as an RGB PIL image."""
+def latent_rgb(latent: torch.Tensor, family: str) -> torch.Tensor:
+    """The first image of a [B, 4, h, w] model-space latent as RGB uint8 [h, w, 3], on its device."""
     factors, bias = FACTORS.get(family, DEFAULT_FACTORS)
     first = latent[0].float()
     if first.shape[0] != len(factors):
@@ -38,30 +38,75 @@ def latent_to_rgb(latent: torch.Tensor, family: str, max_size: int | None = None
     rgb = torch.einsum("chw,cr->hwr", first, weight)
     if bias is not None:
         rgb = rgb + torch.tensor(bias, dtype=first.dtype, device=first.device)
-    pixels = ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
-    image = Image.fromarray(pixels, mode="RGB")
+    return ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
+
+
+def _to_image(pixels: torch.Tensor, max_size: int | None = None) -> Image.Image:
+    image = Image.fromarray(pixels.numpy(), mode="RGB")
     limit = max_size or settings.preview_max_size
     if max(image.size) > limit:
         image.thumbnail((limit, limit), Image.Resampling.BILINEAR)
     return image
 
 
+def latent_to_rgb(latent: torch.Tensor, family: str, max_size: int | None = None) -> Image.Image:
+    """The first image of a model-space latent as an RGB PIL image (latent resolution)."""
+    return _to_image(latent_rgb(latent, family).cpu(), max_size)
+
+
+class _Pending:
+    """Previews copied off the GPU without waiting: each is handed out once its copy is done."""
+
+    def __init__(self) -> None:
+        self.buffer: torch.Tensor | None = None
+        self.event = None
+
+    def submit(self, pixels: torch.Tensor) -> None:
+        if pixels.device.type == "cuda":
+            self.buffer = torch.empty(pixels.shape, dtype=pixels.dtype, pin_memory=True)
+            self.buffer.copy_(pixels, non_blocking=True)
+            self.event = torch.cuda.Event()
+            self.event.record()
+        else:
+            self.buffer, self.event = pixels.cpu(), None
+
+    def take(self, wait: bool = False) -> Image.Image | None:
+        if self.buffer is None:
+            return None
+        if self.event is not None and not self.event.query():
+            if not wait:
+                return None
+            self.event.synchronize()
+        image = _to_image(self.buffer)
+        self.buffer = self.event = None
+        return image
+
+
 def progress_callback(family: str, node_id: str | None = None,
                       on_step: Callable[[int, torch.Tensor], None] | None = None
                       ) -> Callable[[int, torch.Tensor, torch.Tensor, int], None]:
-    """A sampler step callback: checks for interrupts, reports `step/total` and a preview now and then."""
+    """A sampler step callback: checks for interrupts, reports `step/total` and a preview now and then.
+
+    On a GPU the preview of step i is sent with a later step's report (as soon as its copy to the
+    host is done), so previews never make the loop wait for the GPU; the last step's is sent with it.
+    """
     every = max(1, int(settings.preview_every))
+    pending = _Pending()
 
     def callback(i: int, x: torch.Tensor, denoised: torch.Tensor, total: int) -> None:
         context.check_interrupt()
         if on_step is not None:
             on_step(i, denoised)
-        preview = None
         done = i + 1
         ctx = context.current()
-        wants_preview = ctx is not None and ctx.on_progress is not None and settings.preview_method != "none"
-        if wants_preview and (done % every == 0 or done == total):
-            preview = latent_to_rgb(denoised, family)
+        preview = None
+        if ctx is not None and ctx.on_progress is not None and settings.preview_method != "none":
+            last = done == total
+            if done % every == 0 or last:
+                preview = pending.take()
+                pending.submit(latent_rgb(denoised, family))
+                if last or preview is None:
+                    preview = pending.take(wait=last) or preview
         context.report_progress(done, total, preview, node_id)
 
     return callback

@@ -1,8 +1,9 @@
 """How the loop calls the UNet: eagerly, or (opt-in, `settings.fast`) through torch.compile.
 
 The eager SD1.5 step on an H100 is host-bound (Python and kernel launches cost more than the GPU
-work), so the fast path compiles the UNet with inductor's "max-autotune" mode, which also captures
-CUDA graphs, after switching it to channels_last. One compiled wrapper is kept per UNet module for
+work), so the fast path compiles the UNet with inductor and CUDA graphs (`settings.compile_mode`,
+"reduce-overhead" by default, "max-autotune" to also autotune kernels), after switching it to
+channels_last. One compiled wrapper is kept per UNet module for
 the life of the process; dynamo keeps one graph per input shape/dtype under it, so a user pays the
 compile once per (model, shape, dtype). On CPU (or without CUDA) the fast flag changes nothing.
 """
@@ -38,14 +39,15 @@ def fast_enabled(device: torch.device) -> bool:
 
 
 def _compiled_module(module: torch.nn.Module):
-    compiled = _compiled.get(module)
+    by_mode = _compiled.setdefault(module, {})
+    compiled = by_mode.get(settings.compile_mode)
     if compiled is None:
         import torch._dynamo
 
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         module.to(memory_format=torch.channels_last)
-        compiled = torch.compile(module, mode="max-autotune", dynamic=False)
-        _compiled[module] = compiled
+        compiled = torch.compile(module, mode=settings.compile_mode, dynamic=False)
+        by_mode[settings.compile_mode] = compiled
     return compiled
 
 
@@ -57,7 +59,7 @@ def unet_caller(module: torch.nn.Module, device: torch.device, label: str = "une
 
     def call(sample, timestep, embeds, **kwargs):
         sample = sample.contiguous(memory_format=torch.channels_last)
-        key = (id(module), tuple(sample.shape), tuple(embeds.shape), sample.dtype,
+        key = (id(module), settings.compile_mode, tuple(sample.shape), tuple(embeds.shape), sample.dtype,
                tuple(sorted(kwargs)))
         first = key not in _seen
         if first:
