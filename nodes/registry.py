@@ -25,6 +25,7 @@ BUILTIN_MODULES = (
     "nodes.builtin.primitives",
     "nodes.builtin.utility",
     "nodes.diffusion.nodes_loaders",
+    "nodes.diffusion.nodes_text",
     "nodes.diffusion.nodes_conditioning",
     "nodes.diffusion.nodes_sampling",
     "nodes.diffusion.nodes_vae",

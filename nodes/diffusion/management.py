@@ -120,8 +120,9 @@ class ModelManager:
         return self._vae_dtype if part == "vae" else self._dtype
 
     # -- registry ------------------------------------------------------------------------------
-    def load(self, key: str, family: str, loader: Loader) -> LoadedComponent:
-        """The component under `key`, loaded now with `loader` unless it is already held."""
+    def load(self, key: str, family: str, loader: Loader, reload: Loader | None = None) -> LoadedComponent:
+        """The component under `key`, loaded now with `loader` unless it is already held; `reload`
+        (default: `loader`) brings it back after the manager unloaded it."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
@@ -132,7 +133,7 @@ class ModelManager:
             self._forget_stale(key)
             module, config = loader()
             component = LoadedComponent(key=key, module=module, family=family, config=config)
-            self._entries[key] = _Entry(component, loader)
+            self._entries[key] = _Entry(component, reload or loader)
             self._enforce_ram()
             return component
 
@@ -201,14 +202,14 @@ class ModelManager:
             if self._device.type == "cpu":
                 entry.on_device = True
                 return module
-            dtype = self.dtype_for(part)
+            dtype = None if component.config.get("keep_dtype") else self.dtype_for(part)
             if self.low_vram:
                 from nodes.diffusion import offload
 
                 if entry.on_device:
                     module.to(self._offload)
                     entry.on_device = False
-                if next(module.parameters()).dtype != dtype:
+                if dtype is not None and next(module.parameters()).dtype != dtype:
                     module.to(dtype)
                 offload.attach(module, self._device, self._offload)
                 return module
@@ -295,13 +296,15 @@ class ModelManager:
         """LoRA layers are created on the CPU in fp32: bring them where the base weights are."""
         if self._device.type == "cpu":
             return module
+        dtype = None if component.config.get("keep_dtype") else self.dtype
         if self.low_vram:
             from nodes.diffusion import offload
 
-            module.to(self.dtype)
+            if dtype is not None:
+                module.to(dtype)
             offload.attach(module, self._device, self._offload)
         else:
-            module.to(device=self._device, dtype=self.dtype)
+            module.to(device=self._device, dtype=dtype)
         return module
 
     # -- freeing -----------------------------------------------------------------------------

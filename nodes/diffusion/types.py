@@ -72,7 +72,8 @@ class ClipRef:
     tokenizers: tuple[Any, ...]
     family: str
     loras: tuple[LoraRef, ...] = ()
-    stop_at_clip_layer: int = -1              # ComfyUI's CLIPSetLastLayer value (-1 = last layer)
+    stop_at_clip_layer: int | None = None     # CLIPSetLastLayer's value (-1 = last); None = family default
+                                              # (SD1: last; SD2/SDXL: penultimate), as in ComfyUI
 
     def with_lora(self, lora: LoraRef) -> ClipRef:
         return replace(self, loras=self.loras + (lora,))

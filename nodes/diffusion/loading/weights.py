@@ -16,6 +16,18 @@ class WeightFile:
         self.shapes, self._get = read_shapes(self.path, allow_pickle)
         self.keys = set(self.shapes)
 
+    @classmethod
+    def from_mapping(cls, name: str, state: Mapping) -> WeightFile:
+        """A state dict already in memory (meta tensors work: only shapes are read until `tensors`)."""
+        self = cls.__new__(cls)
+        self.path = Path(name)
+        self.allow_pickle = None
+        self.shapes = shapes_of(state)
+        self._get = state.__getitem__
+        self.keys = set(self.shapes)
+        self._state = state
+        return self
+
     @property
     def name(self) -> str:
         return self.path.name
@@ -38,6 +50,8 @@ class WeightFile:
 
     def _read(self, names: Iterable[str]) -> dict:
         names = list(names)
+        if getattr(self, "_state", None) is not None:
+            return {k: self._state[k] for k in names}
         if self.path.suffix.lower() in (".safetensors", ".sft"):
             return read_state_dict(self.path, keys=names)
         return {k: self._get(k) for k in names}
