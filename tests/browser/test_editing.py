@@ -131,3 +131,26 @@ def test_help_dialog_lists_shortcuts(editor):
     ed.shot("help_dialog")
     ed.page.keyboard.press("Escape")
     assert ed.page.locator(".modal").count() == 0
+
+
+def test_reroute_on_a_link_and_groups(editor):
+    ed = editor
+    ed.js("(p) => loomApp.loadWorkflow(p)", CHAIN)
+    before = ed.js("() => loomApp.toApiPrompt()")
+    # Click the centre marker of the link 2 -> 3, choose "Add Reroute" from its menu.
+    link_id = ed.js("() => loomApp.graph.getNodeById(3).inputs[0].link")
+    ed.js("() => loomApp.canvas.draw(true, true)")
+    x, y = ed.screen_pos(ed.js("(id) => [...loomApp.graph.links.get(id)._pos]", link_id))
+    ed.page.mouse.click(x, y)
+    ed.page.locator(".litemenu-entry", has_text="Add Reroute").click()
+    ed.page.wait_for_function("loomApp.serializeWorkflow().extra.reroutes?.length === 1")
+    ed.shot("reroute_added")
+    assert ed.js("() => loomApp.toApiPrompt()") == before, "a reroute changes nothing the server sees"
+    # Group the chain with Ctrl+G.
+    ed.js("() => loomApp.canvas.selectNodes([1, 2, 3].map(id => loomApp.graph.getNodeById(id)))")
+    ed.page.keyboard.press("Control+g")
+    groups = ed.js("() => loomApp.serializeWorkflow().groups")
+    assert len(groups) == 1 and groups[0]["bounding"][2] > 600
+    ed.shot("grouped")
+    ed.page.keyboard.press("Control+z")
+    assert ed.js("() => loomApp.serializeWorkflow().groups.length") == 0
