@@ -199,7 +199,9 @@ class PackProcess:
 
 # -- proxy node classes --------------------------------------------------------------------------------
 def _validate_signature(params: list[str], var_kw: bool) -> inspect.Signature:
-    ps = [inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, default=None) for p in params]
+    # the first parameter stands for the class: inspect drops it from the bound classmethod
+    ps = [inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    ps += [inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, default=None) for p in params]
     if var_kw:
         ps.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
     return inspect.Signature(ps)

@@ -169,6 +169,9 @@ def test_values_cross_the_boundary_intact(registry):
 def test_errors_validation_interrupt_and_crash_leave_loom_running(registry):
     fails = registry.get("IsoFails").cls
     assert fails.VALIDATE_INPUTS(x=-1) == "x must not be negative"
+    v = validate_prompt(registry, {"1": {"class_type": "IsoFails", "inputs": {"x": -1}},
+                                   "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}})
+    assert not v.ok and "x must not be negative" in str(v.node_errors)
     with pytest.raises(isolated.IsolatedPackError, match="failed on purpose"):
         fails().run_isolated(x=1)
 

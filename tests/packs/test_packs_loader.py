@@ -181,3 +181,59 @@ def test_shipped_example_pack_loads(name):
     assert set(packs[name].node_names) == {"ExampleGradientImage", "ExampleLazySwitch", "ExampleSplitLines"}
     assert registry.web_dirs[name] == REPO_ROOT / "custom_nodes" / name / "web"
     assert sys.path[0] == str(COMPAT_DIR)
+
+
+def test_v3_schema_nodes_run_through_the_engine(cn_dir, data_dirs):
+    write_pack(cn_dir, "v3schema", """
+        from comfy_api.latest import ComfyExtension, io
+
+        class Scale(io.ComfyNode):
+            @classmethod
+            def define_schema(cls):
+                return io.Schema(
+                    node_id="V3Scale", display_name="Scale (V3)", category="v3",
+                    inputs=[io.Image.Input("image"),
+                            io.Float.Input("factor", default=2.0, min=0.0, max=10.0),
+                            io.Combo.Input("mode", options=["mul", "add"], default="mul"),
+                            io.Int.Input("unused", optional=True)],
+                    outputs=[io.Image.Output(display_name="scaled"), io.Float.Output()],
+                    hidden=[io.Hidden.unique_id])
+
+            @classmethod
+            def validate_inputs(cls, factor):
+                return True if factor != 3.0 else "factor 3 is not allowed"
+
+            @classmethod
+            def execute(cls, image, factor, mode, unused=None):
+                out = image * factor if mode == "mul" else image + factor
+                return io.NodeOutput(out, float(cls.hidden.unique_id), ui={"text": [mode]})
+
+        class Ext(ComfyExtension):
+            async def get_node_list(self):
+                return [Scale]
+
+        async def comfy_entrypoint():
+            return Ext()
+        """)
+    from engine.execution import Executor
+    from engine.validation import validate_prompt
+
+    registry = builtin_registry()
+    _, packs = load(cn_dir, registry)
+    assert packs["v3schema"].error is None, packs["v3schema"].error
+    info = registry.object_info("V3Scale")["V3Scale"]
+    assert info["display_name"] == "Scale (V3)" and info["output_name"] == ["scaled", "FLOAT"]
+    assert info["input"]["required"]["mode"] == [["mul", "add"], {"default": "mul"}]
+    assert info["input"]["required"]["factor"] == ["FLOAT", {"default": 2.0, "min": 0.0, "max": 10.0}]
+    assert "unused" in info["input"]["optional"] and info["input"]["hidden"] == {"unique_id": "UNIQUE_ID"}
+    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 2, "height": 2, "batch_size": 1,
+                                                          "color": 0x010101}},
+              "5": {"class_type": "V3Scale", "inputs": {"image": ["1", 0], "factor": 4.0, "mode": "mul"}},
+              "6": {"class_type": "PreviewAny", "inputs": {"source": ["5", 1]}}}
+    v = validate_prompt(registry, prompt)
+    assert v.ok, v.node_errors
+    result = Executor(registry).execute(prompt, "p", execute_outputs=v.outputs)
+    assert result.status == "success", result.messages
+    assert result.outputs["6"]["text"] == ["5.0"]
+    bad = validate_prompt(registry, {**prompt, "5": {**prompt["5"], "inputs": {**prompt["5"]["inputs"], "factor": 3.0}}})
+    assert not bad.ok and "factor 3 is not allowed" in str(bad.node_errors)
