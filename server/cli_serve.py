@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         import os
 
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        os.environ["LOOM_DEVICE"] = "cpu"  # read by nodes.diffusion.management
 
     from nodes import paths
 

@@ -76,6 +76,13 @@ def add_routes(app: web.Application, ctx: ServerContext, web_root: Path | None) 
             raise ApiError(404, f"not found: {request.path}", "not_found")
         return serve_from(web_root, rel, index="index.html")
 
+    async def core_templates(request: web.Request) -> web.Response:
+        # The official frontend asks for ComfyUI's template package; Loom's templates come from
+        # /api/workflow_templates instead, so the core index is empty (not a 404 in the console).
+        name = request.match_info["name"]
+        return web.json_response({} if name.startswith("index_logo") else [])
+
     app.router.add_get("/", index)
+    app.router.add_get(r"/templates/{name:index[^/]*\.json}", core_templates)
     app.router.add_get("/extensions/{pack}/{path:.+}", extension_file)
     app.router.add_get("/{path:.*}", static)  # last: everything no other route claimed

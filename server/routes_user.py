@@ -25,6 +25,7 @@ from server.routes_files import DANGEROUS_TYPES
 
 DEFAULT_USER = "default"
 SETTINGS_FILE = "comfy.settings.json"
+USER_FOLDERS = ("workflows", "subgraphs")
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -49,7 +50,8 @@ class UserFiles:
     def __init__(self, user_root: Path):
         self.users_root = user_root
         self.root = (user_root / DEFAULT_USER)
-        self.root.mkdir(parents=True, exist_ok=True)
+        for sub in USER_FOLDERS:  # listed by the frontend at load; absent folders only log 404s there
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.root = self.root.resolve()
         self.settings_lock = asyncio.Lock()
 

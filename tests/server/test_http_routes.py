@@ -212,6 +212,16 @@ def test_errors_are_json(server):
     assert_error(server.post("/api/history", data=b"nope"), 400, "invalid_json")
 
 
+def test_what_the_official_frontend_asks_for_at_load(server):
+    # Folders it lists, and ComfyUI's core template index (Loom's templates come from /api/workflow_templates).
+    assert server.get("/api/userdata?dir=workflows&recurse=true&split=false&full_info=true").json() == []
+    assert server.get("/api/userdata?dir=subgraphs&recurse=true&split=false&full_info=true").json() == []
+    assert server.get("/templates/index.json").json() == []
+    assert server.get("/templates/index.fr.json").json() == []
+    assert server.get("/templates/index_logo.json").json() == {}
+    assert_error(server.get("/templates/other.json"), 404)
+
+
 def test_placeholder_and_frontend(make_server, tmp_path):
     placeholder = make_server()
     r = placeholder.get("/")
