@@ -7,6 +7,7 @@ import { apiPromptToWorkflow } from "./apiToGraph.js";
 import { workflowToPrompt } from "./convert.js";
 import { defaultWorkflow } from "./defaultGraph.js";
 import { hideUndrawn, setDomWidgetContainer } from "./domWidget.js";
+import { providerNames } from "./errors.js";
 import { ExecutionState, installNodeDecorations } from "./execution.js";
 import { ExtensionManager } from "./extensions.js";
 import { UndoHistory } from "./history.js";
@@ -157,10 +158,13 @@ export class LoomApp {
     } else if (json.extra?.ds) {
       this.canvas.ds.scale = json.extra.ds.scale ?? 1;
       this.canvas.ds.offset = [...(json.extra.ds.offset ?? [0, 0])];
+      // A view saved on a bigger screen would hide part of the graph here.
+      if (!this.graphFitsView()) this.fitView();
     } else {
       this.fitView();
     }
     this.ui?.showMissingTypes(this.missingTypes, packsOf(json, this.missingTypes));
+    if (this.missingTypes.length) this._lookUpProviders(json, this.missingTypes);
     if (name !== undefined) {
       this.workflowName = name;
       this.ui?.setTitle(name);
@@ -170,16 +174,41 @@ export class LoomApp {
     return this.graph;
   }
 
-  fitView() {
-    const nodes = this.graph._nodes;
-    if (!nodes.length) return;
+  /** Asks the server which known node packs provide the missing types, then updates the banner. */
+  async _lookUpProviders(json, types) {
+    try {
+      const q = types.map((t) => `class_type=${encodeURIComponent(t)}`).join("&");
+      const { providers } = await this.api.getJson(`/nodes/providers?${q}`);
+      if (this.missingTypes !== types) return; // another workflow was loaded meanwhile
+      this.ui?.showMissingTypes(types, { ...packsOf(json, types), ...providerNames(providers) });
+    } catch {
+      /* a server without the pack index: the banner keeps what the workflow itself says */
+    }
+  }
+
+  graphBounds() {
     let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
-    for (const n of nodes) {
+    for (const n of this.graph._nodes) {
       x0 = Math.min(x0, n.pos[0]);
       y0 = Math.min(y0, n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT);
       x1 = Math.max(x1, n.pos[0] + n.size[0]);
       y1 = Math.max(y1, n.pos[1] + n.size[1]);
     }
+    return [x0, y0, x1, y1];
+  }
+
+  graphFitsView() {
+    if (!this.graph._nodes.length) return true;
+    const [x0, y0, x1, y1] = this.graphBounds();
+    const [ax, ay] = this.canvas.ds.convertOffsetToCanvas([x0, y0]);
+    const [bx, by] = this.canvas.ds.convertOffsetToCanvas([x1, y1]);
+    const el = this.canvas.canvas;
+    return ax >= 0 && ay >= 0 && bx <= el.clientWidth && by <= el.clientHeight;
+  }
+
+  fitView() {
+    if (!this.graph._nodes.length) return;
+    const [x0, y0, x1, y1] = this.graphBounds();
     const el = this.canvas.canvas;
     const w = el.clientWidth || 1200;
     const h = el.clientHeight || 800;

@@ -22,3 +22,12 @@ export function describeNodeError(err) {
   if (sentence && (input || !SENTENCES[err.type].length)) return `${sentence}${details}`;
   return `${err.message ?? err.type ?? "invalid"}${details}`;
 }
+
+/** {type: "pack title"} from the server's {type: [{name, title, url}]} providers. */
+export function providerNames(providers) {
+  const out = {};
+  for (const [type, list] of Object.entries(providers ?? {})) {
+    if (Array.isArray(list) && list.length) out[type] = list.map((p) => p.title || p.name).join(" or ");
+  }
+  return out;
+}

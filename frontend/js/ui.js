@@ -2,7 +2,7 @@
 // file open/save/drop. Side panels (queue, gallery, library, templates) are in panels.js.
 
 import { packsOf } from "./specialNodes.js";
-import { describeNodeError } from "./errors.js";
+import { describeNodeError, providerNames } from "./errors.js";
 import { Panels } from "./panels.js";
 import { installShortcuts, SHORTCUTS } from "./shortcuts.js";
 
@@ -267,8 +267,7 @@ export class LoomUI {
       // The server names the missing types (and, when it knows, the packs that provide them).
       const info = top.extra_info ?? {};
       const types = new Set([...this.app.missingTypes, ...(info.missing_node_types ?? []), ...(info.class_type ? [info.class_type] : [])]);
-      const packs = { ...packsOf(this.app.serializeWorkflow(), [...types]), ...(info.packs ?? {}) };
-      if (info.pack && info.class_type) packs[info.class_type] = info.pack;
+      const packs = { ...packsOf(this.app.serializeWorkflow(), [...types]), ...providerNames(info.providers) };
       this.showMissingTypes([...types], packs);
     }
     this.toast(`Not queued: ${headline}`, "error");

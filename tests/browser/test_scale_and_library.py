@@ -139,3 +139,19 @@ def test_opens_on_the_default_workflow(editor, loom_server):
         assert types == ["EmptyImage", "ImageInvert", "SaveImage"]
     editor.shot("default_workflow")
     assert editor.js("() => Object.keys(loomApp.toApiPrompt()).length") == len(types)
+
+
+def test_download_workflow_and_export_api(editor):
+    ed = editor
+    ed.js("(p) => loomApp.loadWorkflow(p)", {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 3}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}})
+    for button, expect in (("#btn-export-api", "api"), ("#btn-download", "ui")):
+        ed.page.click("#btn-workflow-menu")
+        with ed.page.expect_download() as dl:
+            ed.page.click(button)
+        data = json.loads(open(dl.value.path()).read())
+        if expect == "api":
+            assert data == ed.js("() => loomApp.toApiPrompt()")
+        else:
+            assert data["version"] == 0.4 and len(data["nodes"]) == 2 and data["links"][0][5] == "IMAGE"
