@@ -148,6 +148,7 @@ export class LoomApp {
     this.execution.clearErrors();
     this.execution.images.clear();
     this.graph.configure(json);
+    for (const node of this.graph._nodes) node.buildWidget?.(); // primitives need their targets in place
     for (const node of this.graph._nodes) {
       if (node.loomMissing) node.has_errors = true;
       this.extensions.invoke("loadedGraphNode", node, this);

@@ -32,9 +32,95 @@ class NoteNode extends LGraphNode {
 }
 
 /**
+ * PrimitiveNode: one value feeding widget inputs of other nodes. Its widget copies the first
+ * target widget (type, options, seed control); the value is written through to every target, and
+ * the converters read it from widgets_values[0].
+ */
+class PrimitiveNode extends LGraphNode {
+  constructor(title) {
+    super(title ?? "Primitive");
+    this.isVirtualNode = true;
+    this.serialize_widgets = true;
+    this.addOutput("connect to widget input", "*");
+    this.size = [240, 80];
+  }
+
+  onConfigure(info) {
+    this.loomSavedValues = info.widgets_values;
+    // Targets are configured after us: build the widget once the whole graph is in.
+    queueMicrotask(() => this.buildWidget());
+  }
+
+  targets() {
+    const out = [];
+    for (const linkId of this.outputs[0]?.links ?? []) {
+      const link = this.graph?._links.get(linkId);
+      const node = link && this.graph.getNodeById(link.target_id);
+      const slot = node?.inputs?.[link.target_slot];
+      const widget = slot?.widget && node.widgets?.find((w) => w.name === slot.widget.name);
+      if (widget) out.push({ node, slot, widget });
+    }
+    return out;
+  }
+
+  buildWidget() {
+    const [first] = this.targets();
+    if (!first || this.widgets?.length) return;
+    const src = first.widget;
+    const type = src.type === "customtext" ? "text" : src.type;
+    const saved = Array.isArray(this.loomSavedValues) ? this.loomSavedValues : [];
+    const value = saved.length ? saved[0] : src.value;
+    const self = this;
+    const widget = this.addWidget(type, "value", value, function (v) {
+      for (const t of self.targets()) t.widget.value = v;
+      self.loomApp?.history.checkpointSoon();
+    }, { ...src.options });
+    // As in ComfyUI, a number or combo primitive has its own control_after_generate (default fixed).
+    if (type === "number" || type === "combo") {
+      const control = this.addWidget("combo", "control_after_generate", saved[1] ?? src.loomControl?.value ?? "fixed", () => {},
+        { values: ["fixed", "increment", "decrement", "randomize"] });
+      if (type === "number") widget.loomControl = control;
+      if (type === "combo") this.addWidget("text", "control_filter_list", saved[2] ?? "", () => {}, {});
+    }
+    this.outputs[0].type = first.slot.type;
+    this.outputs[0].name = first.slot.type;
+    this.outputs[0].widget = { name: first.widget.name };
+    for (const t of this.targets()) t.widget.value = widget.value;
+    this.setSize([Math.max(this.size[0], 240), this.computeSize()[1]]);
+  }
+
+  onSerialize(o) {
+    // Not connected (yet): keep the saved value rather than dropping it.
+    if (!this.widgets?.length && this.loomSavedValues !== undefined) o.widgets_values = this.loomSavedValues;
+  }
+
+  onConnectOutput(slot, type, input) {
+    return !!input?.widget; // only widget inputs take a primitive
+  }
+
+  onConnectionsChange() {
+    if (!this.graph) return;
+    queueMicrotask(() => {
+      if (!this.outputs[0]?.links?.length) {
+        this.widgets = [];
+        this.outputs[0].type = "*";
+        this.outputs[0].name = "connect to widget input";
+        delete this.outputs[0].widget;
+      } else {
+        this.buildWidget();
+      }
+    });
+  }
+
+  get loomApp() {
+    return window.loomApp;
+  }
+}
+PrimitiveNode.title = "Primitive";
+
+/**
  * A node kept exactly as it was loaded: its inputs, outputs and widgets_values survive every save.
- * Used for node types the server does not have, and for PrimitiveNode, whose value already lives
- * in the widgets it feeds.
+ * Used for node types the server does not have.
  */
 export function makeVerbatimClass(type, { missing }) {
   class Verbatim extends LGraphNode {
@@ -92,7 +178,8 @@ class MarkdownNote extends NoteNode {}
 MarkdownNote.title = "Markdown Note";
   MarkdownNote.skip_list = true;
   LiteGraph.registerNodeType("MarkdownNote", MarkdownNote);
-  LiteGraph.registerNodeType("PrimitiveNode", makeVerbatimClass("PrimitiveNode", { missing: false }));
+  LiteGraph.registerNodeType("PrimitiveNode", PrimitiveNode);
+  PrimitiveNode.category = "utils";
 }
 
 /** Registers placeholders for the types of `workflow` not registered yet; returns the missing types. */

@@ -132,6 +132,7 @@ export function applySeedControls(graph) {
           continue;
       }
       w.value = Math.min(hi, Math.max(lo, v));
+      if (node.isVirtualNode) w.callback?.call(w, w.value); // a primitive passes it on to its targets
     }
   }
   graph.setDirtyCanvas(true, false);

@@ -154,3 +154,25 @@ def test_reroute_on_a_link_and_groups(editor):
     ed.shot("grouped")
     ed.page.keyboard.press("Control+z")
     assert ed.js("() => loomApp.serializeWorkflow().groups.length") == 0
+
+
+def test_primitive_node_feeds_widget_inputs(editor):
+    ed = editor
+    import json
+    from pathlib import Path
+    wf = json.loads((Path(__file__).parent / "workflows" / "comfy_style_features.json").read_text())
+    ed.js("(w) => loomApp.loadWorkflow(w)", wf)
+    # The file's PrimitiveNode (id 8) holds 40 for EmptyImage.width: it shows as an editable INT widget.
+    assert ed.js("() => loomApp.graph.getNodeById(8).widgets.map(w => [w.name, w.value])") == [["value", 40], ["control_after_generate", "fixed"]]
+    assert ed.js("() => loomApp.toApiPrompt()['1'].inputs.width") == 40
+    ed.js("() => { const w = loomApp.graph.getNodeById(8).widgets[0]; w.setValue(72, {e: null, node: loomApp.graph.getNodeById(8), canvas: loomApp.canvas}); }")
+    assert ed.js("() => loomApp.toApiPrompt()['1'].inputs.width") == 72
+    saved = ed.js("() => loomApp.serializeWorkflow()")
+    assert next(n for n in saved["nodes"] if n["id"] == 8)["widgets_values"] == [72, "fixed"]
+    from conftest import python_convert
+    assert python_convert(saved, ed.server.object_info)["1"]["inputs"]["width"] == 72
+    # A new primitive takes the type of the first widget input it is connected to.
+    ed.js("""() => { const p = LiteGraph.createNode('PrimitiveNode'); p.pos = [-300, 200]; loomApp.graph.add(p);
+        const t = loomApp.graph.getNodeById(1); p.connect(0, t, t.inputs.findIndex(s => s.widget?.name === 'height')); }""")
+    ed.page.wait_for_function("loomApp.graph._nodes.at(-1).widgets?.[0]?.value === 48")
+    ed.shot("primitive_nodes")
