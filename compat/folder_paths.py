@@ -39,14 +39,14 @@ class _FolderMap(dict):
 
     def __init__(self) -> None:
         super().__init__()
-        self._folders_id: int | None = None
+        self._folders: Any = None  # the Folders object the entries were built from (held, compared by identity)
         self._base_names: set[str] = set()
 
     def _sync(self) -> None:
         folders = _paths.folders()
-        if id(folders) == self._folders_id:
+        if folders is self._folders:
             return
-        self._folders_id = id(folders)
+        self._folders = folders
         for name in self._base_names:
             dict.pop(self, name, None)
         names = list(_paths.MODEL_FOLDERS) + [n for n in folders.extra if n not in _paths.MODEL_FOLDERS]
