@@ -87,6 +87,8 @@ def inspect_single_file(weights: WeightFile) -> ModelInfo:
     prefixes = detect.text_prefixes(keys)
     try:
         family, prediction = infer.detect_unet_family(unet_shapes, prefixes, get=lambda k: weights.get(UNET_PREFIX + k))
+        if "v_pred" in keys:  # SGM checkpoints mark v-prediction with an empty `v_pred` tensor
+            prediction = "v_prediction"
         info = ModelInfo(weights.path, family, prediction)
         info.unet_config = infer.infer_unet_config(unet_shapes, family, prediction)
     except (KeyError, ValueError) as e:
