@@ -29,7 +29,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "(repeatable), e.g. --set 3.seed=42 --set 'Positive.text=a red circle'")
     parser.add_argument("--data-dir", metavar="DIR", help="folder holding input/, output/ and temp/")
     parser.add_argument("--models-dir", metavar="DIR", help="models folder (default: the repo's models/)")
-    parser.add_argument("--no-custom-nodes", action="store_true", help="load the built-in nodes only")
+    parser.add_argument("--no-custom-nodes", "--disable-custom-nodes", dest="no_custom_nodes", action="store_true",
+                        help="load the built-in nodes only (with --custom-nodes-allow: only those packs)")
+    parser.add_argument("--custom-nodes-allow", metavar="LIST", help="comma-separated node packs to load, no others")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the output paths and errors")
     return parser
 
@@ -91,6 +93,12 @@ class ConsolePrinter:
             self._line(f"  done {self.name(self.current)} in {spent:.2f}s")
             self.current = None
 
+    def pack_message(self, event: str, data: Any, sid: str | None = None) -> None:
+        """A node pack's own message (PromptServer.instance.send_sync), shown as one line."""
+        if not self.quiet:
+            text = json.dumps(data, default=str)
+            self._line(f"  {event}: {text if len(text) <= 120 else text[:117] + '...'}")
+
     def __call__(self, event: Event) -> None:
         if self.quiet:
             return
@@ -149,7 +157,9 @@ def run(args: argparse.Namespace) -> int:
         pass
     from nodes.custom_loader import default_registry
 
-    registry = default_registry(load_packs=not args.no_custom_nodes)
+    allow = [a for a in args.custom_nodes_allow.split(",") if a.strip()] if args.custom_nodes_allow else None
+    registry = default_registry(load_packs=bool(allow) or not args.no_custom_nodes, allow=allow,
+                                disabled=args.no_custom_nodes)
     try:
         kind, data = load_workflow_file(args.workflow)
         conversion = to_api_prompt(data, registry.object_info())
@@ -177,6 +187,9 @@ def run(args: argparse.Namespace) -> int:
 
     extra_data = {"extra_pnginfo": {"workflow": data}} if kind == UI else {}
     printer = ConsolePrinter(prompt, quiet=args.quiet)
+    from server import compat_bridge
+
+    compat_bridge.bind_headless(printer.pack_message)  # packs' PromptServer.send_sync lands in this log
     interrupt = context.InterruptFlag()
     results: list = []
     worker = threading.Thread(target=lambda: results.append(Executor(registry).execute(
