@@ -76,7 +76,7 @@ class LoadedVAE:
     def _run(self, fn, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             out = fn(x.to(self.device, self.dtype)).float()
-            if self.dtype != torch.float32 and not torch.isfinite(out).all():
+            if self.dtype == torch.float16 and not torch.isfinite(out).all() and torch.isfinite(x).all():
                 # fp16 VAEs (SDXL's) overflow on some inputs: redo this call in float32
                 self.module.float()
                 try:
