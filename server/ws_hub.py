@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -61,7 +62,12 @@ class Hub:
         self.clients: dict[str, Client] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.queue_remaining: Callable[[], int] = lambda: 0
-        self._status_scheduled = False
+        # Status coalescing: a status request right behind a queued, unsent status is dropped, since
+        # that one will carry the latest count. Anything queued in between keeps both (order matters:
+        # clients expect `status` after `execution_success` and before `executing null`).
+        self._post_lock = threading.Lock()
+        self._posted = 0
+        self._status_at = -1
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -148,28 +154,36 @@ class Hub:
                 plain = plain or previews.frame_plain(fmt, data)
                 self._enqueue(client, plain, droppable=True)
 
-    def send_status(self) -> None:
-        self._status_scheduled = False
+    def send_status(self, position: int | None = None) -> None:
+        if position is not None:
+            with self._post_lock:
+                if self._status_at == position:
+                    self._status_at = -1
         self.send("status", {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}})
 
     # -- from any thread -----------------------------------------------------------------------------
-    def _call(self, fn, *args) -> None:
+    def _call(self, fn, *args, status: bool = False) -> None:
         loop = self.loop
         if loop is None or loop.is_closed():
             return
-        try:
-            loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # loop shutting down
-            pass
+        with self._post_lock:
+            if status:
+                if self._status_at == self._posted:
+                    return
+                self._status_at = self._posted + 1
+                args = (self._status_at,)
+            self._posted += 1
+            try:
+                loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:  # loop shutting down
+                pass
 
     def post(self, event: str, data: dict, sid: str | None = None, droppable: bool = False) -> None:
         self._call(self.send_text, encode(event, data), sid, droppable)
 
     def post_status(self) -> None:
-        """Broadcast the queue size once per loop turn, however many changes asked for it."""
-        if not self._status_scheduled:
-            self._status_scheduled = True
-            self._call(self.send_status)
+        """Broadcast the queue size; a burst of changes with nothing in between sends it once."""
+        self._call(self.send_status, status=True)
 
     def post_engine_event(self, event: str, data: dict, client_id: str | None) -> None:
         if event in CLIENT_ONLY:

@@ -230,3 +230,36 @@ def test_slow_client_never_stalls_execution(make_server):
     finally:
         stuck.close()
         good.close()
+
+
+def test_status_bursts_coalesce_but_keep_their_place():
+    """A status right behind another queued status is merged; one behind other messages is kept."""
+    import asyncio
+    import json
+
+    from server.ws_hub import Client, Hub
+
+    hub = Hub()
+    loop = asyncio.new_event_loop()
+    try:
+        hub.bind(loop)
+        remaining = [3]
+        hub.queue_remaining = lambda: remaining[0]
+        client = Client("c", ws=None)
+        hub.clients["c"] = client
+        for _ in range(5):
+            hub.post_status()
+        hub.post("execution_success", {"prompt_id": "p"}, "c")
+        hub.post_status()
+        hub.post_status()
+        hub.post("executing", {"node": None, "prompt_id": "p"}, "c")
+        remaining[0] = 0
+        loop.run_until_complete(asyncio.sleep(0))
+        sent = [json.loads(m) for m in client.outbox]
+        assert [m["type"] for m in sent] == ["status", "execution_success", "status", "executing"]
+        assert sent[2]["data"]["status"]["exec_info"]["queue_remaining"] == 0
+        hub.post_status()  # the earlier ones were sent: a new request is queued again
+        loop.run_until_complete(asyncio.sleep(0))
+        assert json.loads(client.outbox[-1])["type"] == "status" and len(client.outbox) == 5
+    finally:
+        loop.close()
