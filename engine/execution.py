@@ -270,6 +270,8 @@ class _Run:
             spec = specs.get(name)
             if is_link(value) and not (spec is not None and spec.raw_link):
                 source_values = self.values.get(value[0])
+                if source_values is None and not self.dynprompt.has_node(value[0]):
+                    raise KeyError(f"input '{name}' links to node {value[0]}, which does not exist")
                 if source_values is None:
                     inputs[name] = [None]
                     missing.add(name)

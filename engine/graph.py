@@ -150,8 +150,8 @@ class ExecutionList:
                 if not is_link(value) or name in lazy:
                     continue
                 source = value[0]
-                if self.is_available(source):
-                    continue
+                if self.is_available(source) or not self.dynprompt.has_node(source):
+                    continue  # a link to no node fails when its consumer gathers its inputs
                 self._add_strong_link(source, current)
                 stack.append((source, False))
             self._maybe_ready(current)

@@ -112,17 +112,19 @@ class _Validator:
     def ancestry(self, output_id: str) -> list[str]:
         """The nodes `output_id` needs, sources before consumers (the graph is acyclic by now)."""
         order: list[str] = []
-        seen = {output_id}
-        stack = [(output_id, False)]
+        expanded: set[str] = set()   # marked when popped, not when pushed: a node pushed by one consumer
+        stack = [(output_id, False)]  # may be needed earlier by another, deeper one (e.g. hires fix)
         while stack:
             node_id, done = stack.pop()
             if done:
                 order.append(node_id)
                 continue
+            if node_id in expanded:
+                continue
+            expanded.add(node_id)
             stack.append((node_id, True))
             for value in self.prompt[node_id]["inputs"].values():
-                if is_link(value) and value[0] in self.prompt and value[0] not in seen:
-                    seen.add(value[0])
+                if is_link(value) and value[0] in self.prompt and value[0] not in expanded:
                     stack.append((value[0], False))
         return order
 
@@ -188,6 +190,17 @@ class _Validator:
             problem = self.check_constant(node_id, name, spec, value, checked, extra)
             if problem is not None:
                 errors.append(problem)
+        for name, value in inputs.items():
+            # Undeclared links are passed through to the node (variadic packs rely on it), so their
+            # sources run and must be sound too.
+            if name in specs or not is_link(value):
+                continue
+            source = self.prompt.get(value[0])
+            if source is None or not 0 <= int(value[1]) < len(self.registry.get(source["class_type"]).return_types):
+                errors.append(error("bad_linked_input", f"Input '{name}' links to a node output that does not exist",
+                                    f"{name}: {value!r}", {"input_name": name, "linked_node": value}))
+            elif not self.valid.get(value[0], False):
+                valid = False
         if not errors and valid and node_def.has_validate:
             errors.extend(self.custom_validation(node_id, node_def, specs, received_types))
         if errors:
