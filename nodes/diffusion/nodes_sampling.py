@@ -20,7 +20,7 @@ from nodes.diffusion.sampling import (
     prepare_noise,
     sample,
 )
-from nodes.diffusion.sampling.ksampler import fix_latent_channels, manager
+from nodes.diffusion.sampling.ksampler import fix_latent_channels
 from nodes.diffusion.sampling.schedulers import karras
 from nodes.diffusion.types import ModelRef
 
@@ -125,7 +125,7 @@ class SamplerCustom:
             raise TypeError(f"SamplerCustom: sampler must be a SAMPLER (e.g. from KSamplerSelect), "
                             f"got {type(sampler).__name__}")
         sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
-        samples = fix_latent_channels(model, manager().unet_for(model), latent["samples"])
+        samples = fix_latent_channels(model, latent["samples"])
         latent["samples"] = samples
         if add_noise:
             noise = prepare_noise(samples, noise_seed, latent.get("batch_index"))

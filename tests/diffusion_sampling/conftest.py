@@ -2,44 +2,20 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 import torch
 
 from tests.diffusion_sampling import tiny
 
 
-class _InMemoryManager:
-    """Hands out the modules the tests built (the real manager loads files; these never were)."""
+@pytest.fixture(autouse=True, scope="session")
+def cpu_manager():
+    """The real model manager, on the CPU: it adopts the in-memory test modules on first use."""
+    from nodes.diffusion.management import model_manager
 
-    device = torch.device("cpu")
-    dtype = torch.float32
-
-    def unet_for(self, ref):
-        return ref.unet.module
-
-    def vae_for(self, ref):
-        return ref.vae.module
-
-    def controlnet_for(self, ref):
-        return ref.controlnet.module
-
-
-_MANAGER = _InMemoryManager()
-
-
-@pytest.fixture(autouse=True)
-def in_memory_manager(monkeypatch):
-    """Route `model_manager()` to the in-memory manager (the real one may not exist yet)."""
-    try:
-        import nodes.diffusion.management as management
-    except ImportError:
-        management = types.ModuleType("nodes.diffusion.management")
-        sys.modules["nodes.diffusion.management"] = management
-    monkeypatch.setattr(management, "model_manager", lambda: _MANAGER, raising=False)
-    yield _MANAGER
+    manager = model_manager()
+    assert torch.device(manager.device).type == "cpu", "the sampling tests expect a CPU model manager"
+    return manager
 
 
 @pytest.fixture(scope="session")

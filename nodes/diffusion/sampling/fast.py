@@ -51,9 +51,11 @@ def _compiled_module(module: torch.nn.Module):
     return compiled
 
 
-def unet_caller(module: torch.nn.Module, device: torch.device, label: str = "unet") -> UNetCall:
-    """The function the denoiser calls for this UNet (or ControlNet-free UNet call)."""
-    if not fast_enabled(device):
+def unet_caller(module: torch.nn.Module, device: torch.device, label: str = "unet", allowed: bool = True
+                ) -> UNetCall:
+    """The function the denoiser calls for this UNet. `allowed=False` (e.g. low-VRAM streaming of
+    weights, which a captured graph cannot follow) keeps it eager."""
+    if not (allowed and fast_enabled(device)):
         return eager_call(module)
     compiled = _compiled_module(module)
 

@@ -84,9 +84,10 @@ def prepare_mask(mask: torch.Tensor, shape: Sequence[int], device: torch.device)
     return repeat_to_batch(mask, shape[0]).to(device)
 
 
-def fix_latent_channels(model: ModelRef, unet, latent: torch.Tensor) -> torch.Tensor:
+def fix_latent_channels(model: ModelRef, latent: torch.Tensor) -> torch.Tensor:
     """An all-zero latent with the wrong channel count (e.g. an SD EmptyLatentImage) is resized."""
-    channels = int(unet.config.get("out_channels", latent.shape[1]))
+    config = model.unet.config or getattr(model.unet.module, "config", {})
+    channels = int(config.get("out_channels", latent.shape[1]))
     if latent.shape[1] != channels and not torch.count_nonzero(latent):
         return torch.zeros((latent.shape[0], channels) + tuple(latent.shape[2:]), dtype=latent.dtype)
     if latent.shape[1] != channels:
@@ -125,7 +126,8 @@ def sample(model: ModelRef, noise: torch.Tensor, positive: Any, negative: Any, c
         g = torch.Generator(device="cpu").manual_seed(((seed if seed is not None else 41) + 1) & (2 ** 64 - 1))
         inpaint_noise = torch.randn(noise.shape, generator=g).to(device)
     controls = ControlRunner(m, schedule, device, dtype) if any(e.control is not None for e in entries) else None
-    denoiser = CFGDenoiser(fast.unet_caller(unet, device), schedule, entries, cfg, device, dtype,
+    unet_call = fast.unet_caller(unet, device, allowed=not getattr(m, "low_vram", False))
+    denoiser = CFGDenoiser(unet_call, schedule, entries, cfg, device, dtype,
                            controls=controls, latent_image=latent, noise=inpaint_noise, denoise_mask=mask)
 
     total = len(sigma_list) - 1
@@ -154,8 +156,7 @@ def ksample(model: ModelRef, seed: int, steps: int, cfg: float, sampler_name: st
     if not isinstance(latent, dict) or "samples" not in latent:
         raise TypeError("latent_image must be a LATENT dict with 'samples'")
     sampler = get_sampler(sampler_name)
-    unet = manager().unet_for(model)
-    latent_image = fix_latent_channels(model, unet, latent["samples"])
+    latent_image = fix_latent_channels(model, latent["samples"])
     if disable_noise:
         noise = torch.zeros(latent_image.shape, dtype=torch.float32)
     else:
