@@ -133,8 +133,8 @@ class ModelManager:
             self._forget_stale(key)
             module, config = loader()
             component = LoadedComponent(key=key, module=module, family=family, config=config)
-            self._entries[key] = _Entry(component, reload or loader)
-            self._enforce_ram()
+            entry = self._entries[key] = _Entry(component, reload or loader)
+            self._enforce_ram(keep=entry)
             return component
 
     def register(self, component: LoadedComponent, reload: Loader | None = None) -> LoadedComponent:
@@ -168,7 +168,7 @@ class ModelManager:
         entry.component.module = module
         entry.component.config = config
         entry.on_device = False
-        self._enforce_ram()
+        self._enforce_ram(keep=entry)
 
     # -- preparing modules -------------------------------------------------------------------
     def _user_token(self) -> Any:
@@ -194,10 +194,10 @@ class ModelManager:
             if entry is None or entry.component is not component:
                 self.register(component)
                 entry = self._entries[component.key]
-            if component.module is None:
-                self._reload(entry)
             self._entries.move_to_end(component.key)
             entry.last_user = self._user_token()
+            if component.module is None:
+                self._reload(entry)
             module = component.module
             if self._device.type == "cpu":
                 entry.on_device = True
@@ -247,13 +247,13 @@ class ModelManager:
                         if e.component.module is not None and (not e.on_device or self._device.type == "cpu")]
         return sum(e.component.size_bytes() for e in cpu_resident)
 
-    def _enforce_ram(self) -> None:
+    def _enforce_ram(self, keep: _Entry | None = None) -> None:
         used = self._ram_used()
         token = self._user_token()
         for entry in list(self._entries.values()):
             if used <= self.ram_budget:
                 return
-            if entry.reload is None or entry.component.module is None:
+            if entry is keep or entry.reload is None or entry.component.module is None:
                 continue
             if token is not None and entry.last_user == token:
                 continue
