@@ -88,3 +88,9 @@ async def _close_sockets(app: web.Application) -> None:
 async def _stop(app: web.Application) -> None:
     ctx: ServerContext = app[CTX_KEY]
     await asyncio.to_thread(ctx.close)
+    try:
+        from server import compat_bridge
+    except ImportError:
+        return
+    if compat_bridge.PromptServer.instance._app_state is ctx:
+        compat_bridge.unbind()

@@ -193,6 +193,11 @@ class Dispatcher:
             with self._lock:
                 self._running.pop(item.prompt_id, None)
 
+        if self._stopping.is_set() and outcome.status == "interrupted":
+            # Cut short by shutdown, not by the user: left as running, the next start files it as
+            # "Loom stopped while this prompt was running", exactly like after a crash.
+            log.warning("prompt %s was stopped by the shutdown", item.prompt_id)
+            return
         status_str = "success" if outcome.status == "success" else "error"
         self.queue.done(item, history_item(item, outcome.outputs, status_str, outcome.messages, outcome.meta))
         if client_id is not None:

@@ -105,3 +105,14 @@ class Routes:
             app.router.add_route(method, path, handler)
             if api_alias and not path.startswith("/api/"):
                 app.router.add_route(method, "/api" + path, handler)
+
+
+def content_disposition(filename: str, attachment: bool = False) -> str:
+    """A Content-Disposition value that is safe whatever characters the file name has."""
+    from urllib.parse import quote
+
+    ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
+    value = f'filename="{ascii_name}"'
+    if ascii_name != filename:
+        value += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return ("attachment; " if attachment else "") + value

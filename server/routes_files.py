@@ -21,7 +21,7 @@ from aiohttp import web
 
 from nodes import paths
 from server.context import ServerContext
-from server.http_util import ApiError, Routes
+from server.http_util import ApiError, Routes, content_disposition
 
 # Types a browser would render or run as part of our origin: always served as a download.
 DANGEROUS_TYPES = {"text/html", "application/xhtml+xml", "text/javascript", "application/javascript",
@@ -208,14 +208,14 @@ def add_routes(r: Routes, ctx: ServerContext) -> None:
         channel, preview = q.get("channel"), q.get("preview")
         if channel not in (None, "", "rgba", "rgb", "a"):
             raise ApiError(400, f"channel must be rgba, rgb or a, got {channel!r}")
-        headers = {"Content-Disposition": f'filename="{path.name}"', "X-Content-Type-Options": "nosniff"}
+        headers = {"Content-Disposition": content_disposition(path.name), "X-Content-Type-Options": "nosniff"}
         if channel in ("rgb", "a") or preview:
             data, mime = await asyncio.to_thread(_render_view, path, channel, preview)
             return web.Response(body=data, content_type=mime, headers=headers)
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if mime in DANGEROUS_TYPES or mime.startswith("text/"):
             mime = "application/octet-stream"
-            headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
+            headers["Content-Disposition"] = content_disposition(path.name, attachment=True)
         headers["Content-Type"] = mime
         return web.FileResponse(path, headers=headers)
 

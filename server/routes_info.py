@@ -107,7 +107,6 @@ def add_routes(r: Routes, internal: Routes, ctx: ServerContext, web_root: Path |
     registry = ctx.registry
     folders = ctx.folders
     config = ctx.config
-    translations: dict | None = None
 
     @r.get("/object_info")
     async def object_info(request: web.Request) -> web.Response:
@@ -212,10 +211,8 @@ def add_routes(r: Routes, internal: Routes, ctx: ServerContext, web_root: Path |
 
     @r.get("/i18n")
     async def i18n(request: web.Request) -> web.Response:
-        nonlocal translations
-        if translations is None:
-            translations = await asyncio.to_thread(build_translations, registry)
-        return web.json_response(translations)
+        # Not cached: packs can be installed while the server runs (server/packs_api.py).
+        return web.json_response(await asyncio.to_thread(build_translations, registry))
 
     @r.get("/workflow_templates")
     async def workflow_templates(request: web.Request) -> web.Response:

@@ -134,3 +134,28 @@ def test_queue_survives_kill_9(tmp_path):
         assert later.json()["number"] > pending[-1]["number"]  # numbering continues after a restart
     finally:
         second.stop()
+
+
+def test_graceful_stop_mid_run_files_the_run_as_stopped(tmp_path):
+    data = str(tmp_path / "d")
+    first = ServeProcess("--data-dir", data, "--disable-custom-nodes")
+    try:
+        first.wait_ready()
+        requests.post(first.url + "/api/prompt", json={"prompt": sleep_graph(seconds=120, steps=1200),
+                                                       "prompt_id": "long"}, timeout=10)
+        requests.post(first.url + "/api/prompt", json={"prompt": image_graph(), "prompt_id": "next"}, timeout=10)
+        deadline = time.monotonic() + 30
+        while requests.get(f"{first.url}/api/jobs/long", timeout=10).json()["status"] != "in_progress":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        first.stop()
+    assert first.wait_exit() == 0
+    second = ServeProcess("--data-dir", data, "--disable-custom-nodes")
+    try:
+        second.wait_ready()
+        long = wait_history(second.url, "long")
+        assert long["status"]["messages"][-1][1]["exception_message"] == "Loom stopped while this prompt was running"
+        assert wait_history(second.url, "next")["status"]["status_str"] == "success"
+    finally:
+        second.stop()

@@ -79,6 +79,11 @@ def test_view_never_serves_active_content(server):
         assert r.headers["Content-Type"] == "application/octet-stream", name
         assert r.headers["X-Content-Type-Options"] == "nosniff"
         assert r.headers["Content-Disposition"].startswith("attachment")
+    weird = 'odd"\r\nSet-Cookie: a=b é.png'
+    (out / weird).write_bytes(png_bytes())
+    r = requests.get(server.url + "/api/view", params={"filename": weird}, timeout=10)
+    assert r.status_code == 200 and "Set-Cookie" not in r.headers
+    assert "filename*=UTF-8''odd%22%0D%0ASet-Cookie" in r.headers["Content-Disposition"]
     (out / "x.txt").write_text("hello")
     assert server.get("/api/view?filename=x.txt&preview=webp").json()["error"]["type"] == "not_an_image"
 
