@@ -70,3 +70,67 @@ def test_workflow_converts_and_validates(path, populated):
     v = validate_prompt(registry, prompt)
     assert v.ok, v.describe(prompt)
     assert v.outputs
+
+
+# -- end to end on tiny models ------------------------------------------------------------------------------
+def _install_tiny_models(data_dirs) -> None:
+    """The tiny test models under the names the workflows use; small copies of the input images."""
+    import torch
+    from PIL import Image
+
+    from nodes.diffusion.nodes_upscale import import_spandrel
+    from tests import tiny_models as tm
+
+    builder = _builder()
+    models = data_dirs.models_dirs[0]
+    for family, folder, name in (("sd1", "checkpoints", builder.DEMO_CKPT), ("sdxl", "checkpoints", builder.SDXL_BASE),
+                                 ("sdxl_refiner", "checkpoints", builder.SDXL_REFINER)):
+        tiny = tm.tiny_checkpoint(models, family)
+        shutil.copy(models / folder / tiny, models / folder / name)
+    shutil.copy(models / "controlnet" / tm.tiny_controlnet(models), models / "controlnet" / builder.DEMO_CONTROLNET)
+    shutil.copy(models / "loras" / tm.tiny_lora(models, "kohya"), models / "loras" / builder.DEMO_LORA)
+    import_spandrel()
+    from spandrel.architectures.Compact import Compact
+
+    (models / "upscale_models").mkdir(exist_ok=True)
+    torch.save(Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2).state_dict(),
+               models / "upscale_models" / builder.UPSCALER)
+    for image in (ROOT / "inputs").glob("*.png"):
+        Image.open(image).resize((32, 32)).save(data_dirs.input_dir / image.name)
+
+
+def _small(prompt: dict) -> dict:
+    """Few steps and tiny latents, so a workflow runs in a second on the CPU."""
+    for node in prompt.values():
+        inputs = node["inputs"]
+        if node["class_type"] == "KSampler":
+            inputs["steps"] = 2
+        elif node["class_type"] == "KSamplerAdvanced":
+            inputs["steps"] = 4
+            inputs["end_at_step"] = 2 if inputs["end_at_step"] < 10000 else 10000
+            inputs["start_at_step"] = 2 if inputs["start_at_step"] > 0 else 0
+        elif node["class_type"] == "EmptyLatentImage":
+            inputs["width"] = inputs["height"] = 64
+    return prompt
+
+
+def test_workflows_run_end_to_end_on_tiny_models(data_dirs):
+    from engine.execution import Executor
+
+    pytest.importorskip("nodes.diffusion.nodes_loaders")
+    _install_tiny_models(data_dirs)
+    registry = builtin_registry()
+    executor = Executor(registry)
+    for path in FILES:
+        workflow = json.loads(path.read_text())
+        prompt = _small(convert_ui_to_api(workflow, registry.object_info()).prompt)
+        v = validate_prompt(registry, prompt)
+        assert v.ok, (path.name, v.describe(prompt))
+        events = []
+        result = executor.execute(prompt, path.stem, execute_outputs=v.outputs, on_event=events.append)
+        assert result.status == "success", (path.name, result.error)
+        saved = [img for out in result.outputs.values() for img in out.get("images", [])]
+        assert saved and all((data_dirs.output_dir / img["subfolder"] / img["filename"]).is_file() for img in saved)
+        if any(n["class_type"].startswith("KSampler") for n in prompt.values()):
+            assert any(e.type == "progress" for e in events), path.name
+            assert any(e.type == "preview" for e in events), path.name
