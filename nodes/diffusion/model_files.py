@@ -50,11 +50,14 @@ def vae_ref(component: Any, config: dict) -> VAERef:
                   latent_channels=int(config.get("latent_channels", 4)))
 
 
-def model_ref(component: Any, family: str, prediction_type: str) -> ModelRef:
-    scaling = skeletons.component_config(family, "vae").get("scaling_factor", 0.18215)
+def model_ref(component: Any, family: str, prediction_type: str, vae_config: dict | None = None) -> ModelRef:
+    """MODEL; its latent space (scaling, pixels per latent cell) comes from the checkpoint's VAE when it
+    has one, else from the family (a lone UNet)."""
+    vae_config = vae_config or skeletons.component_config(family, "vae")
+    options = {"family": family, "latent_scaling_factor": float(vae_config.get("scaling_factor") or 0.18215),
+               "latent_downscale": 2 ** (len(vae_config["block_out_channels"]) - 1)}
     return ModelRef(unet=component, prediction_type=prediction_type,
-                    scheduler_config=skeletons.scheduler_config(family, prediction_type),
-                    options={"family": family, "latent_scaling_factor": scaling})
+                    scheduler_config=skeletons.scheduler_config(family, prediction_type), options=options)
 
 
 def _whole_model(path: Path, source: str) -> tuple[ModelRef | None, ClipRef | None, VAERef | None]:
@@ -94,7 +97,7 @@ def _whole_model(path: Path, source: str) -> tuple[ModelRef | None, ClipRef | No
 
     model = clip = vae = None
     if info.unet_config is not None:
-        model = model_ref(component("unet"), info.family, info.prediction_type)
+        model = model_ref(component("unet"), info.family, info.prediction_type, info.vae_config)
     if info.vae_config is not None:
         comp = component("vae")
         vae = vae_ref(comp, comp.config)

@@ -38,6 +38,7 @@ def test_checkpoint_loader_every_family(family, models_dir, manager):
     assert [e.config.hidden_size for e in encoders] == [reference[k].config.hidden_size
                                                         for k in ("text_encoder", "text_encoder_2") if k in reference]
     assert vae.downscale == 2 and vae.latent_channels == 4
+    assert model.options["latent_downscale"] == 2 and model.options["latent_scaling_factor"] == vae.scaling_factor
     assert vae.scaling_factor == (0.13025 if family.startswith("sdxl") else 0.18215)
 
 
