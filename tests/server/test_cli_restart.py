@@ -159,3 +159,24 @@ def test_graceful_stop_mid_run_files_the_run_as_stopped(tmp_path):
         assert wait_history(second.url, "next")["status"]["status_str"] == "success"
     finally:
         second.stop()
+
+
+def test_custom_nodes_flags(tmp_path):
+    """The real loader: the example pack's nodes and web folder appear, or not, as the flags say."""
+    allowed = ServeProcess("--data-dir", str(tmp_path / "d"), "--custom-nodes-allow", "example_pack")
+    try:
+        allowed.wait_ready()
+        info = requests.get(allowed.url + "/api/object_info", timeout=30).json()
+        assert "ExampleGradientImage" in info
+        urls = requests.get(allowed.url + "/api/extensions", timeout=10).json()
+        js = next(u for u in urls if u.startswith("/extensions/example_pack/"))
+        assert requests.get(allowed.url + js, timeout=10).status_code == 200
+    finally:
+        allowed.stop()
+    disabled = ServeProcess("--data-dir", str(tmp_path / "d"), "--disable-custom-nodes")
+    try:
+        disabled.wait_ready()
+        assert "ExampleGradientImage" not in requests.get(disabled.url + "/api/object_info", timeout=30).json()
+        assert not requests.get(disabled.url + "/api/extensions", timeout=10).json()
+    finally:
+        disabled.stop()

@@ -7,6 +7,7 @@ import struct
 
 import pytest
 import requests
+from srv_helpers import REPO
 from srv_test_nodes import make_registry
 
 
@@ -116,6 +117,10 @@ def test_extensions_i18n_templates(pack_server):
 
     templates = s.get("/api/workflow_templates").json()
     assert templates["demo_pack"] == ["demo flow"]
+    ours = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
+    if ours:  # Loom's own workflows/ folder is offered as the "loom" templates
+        assert templates["loom"] == ours
+        assert s.get(f"/api/workflow_templates/loom/{ours[0]}.json").json()
     r = s.get("/api/workflow_templates/demo_pack/demo flow.json")
     assert r.json() == {"nodes": [], "links": []}
     assert_error(s.get("/api/workflow_templates/demo_pack/missing.json"), 404)
