@@ -62,6 +62,10 @@ class ServerContext:
         self.hub.post_status()
 
     @property
+    def prompt_queue(self) -> ComfyQueueView:
+        return ComfyQueueView(self.queue, self.store)
+
+    @property
     def user_root(self) -> Path:
         return Path(self.folders.user_dir)
 
@@ -72,6 +76,41 @@ class ServerContext:
     def close(self) -> None:
         self.dispatcher.stop()
         self.store.close()
+
+
+class ComfyQueueView:
+    """The calls packs make on ComfyUI's `PromptServer.instance.prompt_queue`, over Loom's queue."""
+
+    def __init__(self, queue: PromptQueue, store: Store):
+        self._queue, self._store = queue, store
+
+    def get_current_queue(self) -> tuple[list, list]:
+        running, pending = self._queue.snapshot()
+        return [i.as_tuple() for i in running], [i.as_tuple() for i in pending]
+
+    get_current_queue_volatile = get_current_queue
+
+    def get_tasks_remaining(self) -> int:
+        return self._queue.remaining()
+
+    def wipe_queue(self) -> None:
+        self._queue.delete(None)
+
+    def delete_queue_item(self, function) -> bool:
+        _, pending = self._queue.snapshot()
+        return bool(self._queue.delete([i.prompt_id for i in pending if function(i.as_tuple())][:1]))
+
+    def get_history(self, prompt_id: str | None = None, max_items: int | None = None, offset: int = -1) -> dict:
+        if prompt_id is not None:
+            item = self._store.history_get(prompt_id)
+            return {prompt_id: item} if item is not None else {}
+        return self._store.history_page(max_items, offset)
+
+    def wipe_history(self) -> None:
+        self._store.history_delete(None)
+
+    def delete_history_item(self, id_to_delete: str) -> None:
+        self._store.history_delete([id_to_delete])
 
 
 def make_cache(config: ServeConfig):

@@ -266,3 +266,28 @@ def test_history_paging_stays_fast_at_100k(tmp_path):
     assert newest[1] == 90_001
     print("history paging at 100k:", {k: f"{v * 1000:.1f} ms" for k, v in timings.items()})
     assert max(timings.values()) < 1.0, timings
+
+
+def test_node_packs_see_the_server_through_prompt_server(server):
+    """ComfyUI packs reach the queue, history and WebSocket through server.PromptServer.instance."""
+    import server as server_pkg
+
+    ps = server_pkg.PromptServer.instance
+    ws = WSClient(server.ws_url)
+    try:
+        blocker = server.queue_prompt(sleep_graph(seconds=20, steps=400), client_id=ws.sid)["prompt_id"]
+        ws.wait_for(lambda m: m["type"] == "progress")
+        assert ps.client_id == ws.sid and ps.last_node_id == "1" and ps.last_prompt_id == blocker
+        server.queue_prompt(image_graph(prefix="q1"), prompt_id="q1")
+        server.queue_prompt(image_graph(prefix="q2"), prompt_id="q2")
+        running, pending = ps.prompt_queue.get_current_queue()
+        assert [r[1] for r in running] == [blocker] and [p[1] for p in pending] == ["q1", "q2"]
+        assert ps.prompt_queue.get_tasks_remaining() == 3
+        assert ps.prompt_queue.delete_queue_item(lambda item: item[1] == "q2") is True
+        ps.send_sync("my_pack.hello", {"x": 1}, ws.sid)
+        assert ws.wait_for(lambda m: m["type"] == "my_pack.hello")["data"] == {"x": 1}
+        server.post("/api/interrupt")
+        server.wait_history("q1")
+        assert "q1" in ps.prompt_queue.get_history(max_items=5)
+    finally:
+        ws.close()
