@@ -37,6 +37,29 @@ class LoomTestSleep:
         return (torch.full((1, 16, 16, 3), (seed % 256) / 255.0),)
 
 
+class LoomTestBusy:
+    """Keeps a CPU core busy with torch work (which, like real models, releases the GIL)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seconds": ("FLOAT", {"default": 2.0, "min": 0.0, "max": 600.0})}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = "loom_test"
+
+    def run(self, seconds):
+        a = torch.rand(256, 256)
+        deadline = time.monotonic() + seconds
+        steps = 0
+        while time.monotonic() < deadline:
+            a = torch.tanh(a @ a)
+            steps += 1
+            if steps % 20 == 0:
+                report_progress(min(time.monotonic() + seconds - deadline, seconds), seconds)
+        return (a[None, :16, :16, None].expand(1, 16, 16, 3).clone(),)
+
+
 class LoomTestFail:
     @classmethod
     def INPUT_TYPES(cls):
@@ -50,7 +73,7 @@ class LoomTestFail:
         raise RuntimeError(message)
 
 
-NODE_CLASS_MAPPINGS = {"LoomTestSleep": LoomTestSleep, "LoomTestFail": LoomTestFail}
+NODE_CLASS_MAPPINGS = {"LoomTestSleep": LoomTestSleep, "LoomTestBusy": LoomTestBusy, "LoomTestFail": LoomTestFail}
 
 
 def make_registry():

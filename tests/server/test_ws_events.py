@@ -263,3 +263,23 @@ def test_status_bursts_coalesce_but_keep_their_place():
         assert json.loads(client.outbox[-1])["type"] == "status" and len(client.outbox) == 5
     finally:
         loop.close()
+
+
+def test_http_stays_responsive_during_a_busy_run(server):
+    prompt = {"1": {"class_type": "LoomTestBusy", "inputs": {"seconds": 4.0}},
+              "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+    ws = WSClient(server.ws_url)
+    try:
+        pid = server.queue_prompt(prompt, client_id=ws.sid)["prompt_id"]
+        ws.wait_for(lambda m: m["type"] == "progress" and m["data"]["prompt_id"] == pid)
+        slowest = 0.0
+        for _ in range(10):
+            t = time.monotonic()
+            assert server.get("/api/prompt").json()["exec_info"]["queue_remaining"] == 1
+            assert server.get("/api/object_info/SaveImage").status_code == 200
+            slowest = max(slowest, time.monotonic() - t)
+            time.sleep(0.1)
+        assert slowest < 2.0, slowest  # generous: a blocked event loop would take the whole run (4 s)
+        ws.wait_done(pid)
+    finally:
+        ws.close()
