@@ -187,3 +187,30 @@ def test_bad_conditioning_is_reported(sd_model, empty_latent):
         _run(sd_model, [torch.zeros(1, 8, 32)], tiny.text_cond(2), empty_latent)
     with pytest.raises(ValueError, match="empty"):
         _run(sd_model, [], tiny.text_cond(2), empty_latent)
+
+
+def test_fast_path_goes_through_torch_compile_and_matches_eager(conds, empty_latent, monkeypatch):
+    """The --fast wrapper (channels_last, dynamo, output copy) on the CPU with dynamo's eager backend."""
+    from nodes.diffusion.sampling import fast, settings
+
+    model = tiny.model_ref(tiny.tiny_unet(seed=5), key="tiny-unet-fast")
+    eager = _run(model, *conds, empty_latent, steps=2)
+    monkeypatch.setattr(settings, "compile_backend", "eager")
+    monkeypatch.setattr(fast, "fast_enabled", lambda device: True)
+    fast.compile_seconds.clear()
+    compiled = _run(model, *conds, empty_latent, steps=2)
+    assert fast.compile_seconds, "the compiled caller was not used"
+    # channels_last reorders the convolutions' sums: equal up to float rounding
+    assert (compiled - eager).abs().max() < 1e-4 * eager.abs().max()
+    assert model.unet.module.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_fast_path_is_a_no_op_on_cpu(sd_model):
+    from nodes.diffusion.sampling import fast, settings
+
+    settings_fast = settings.fast
+    try:
+        settings.fast = True
+        assert not fast.fast_enabled(torch.device("cpu"))
+    finally:
+        settings.fast = settings_fast

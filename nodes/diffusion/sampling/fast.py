@@ -40,37 +40,47 @@ def fast_enabled(device: torch.device) -> bool:
 
 def _compiled_module(module: torch.nn.Module):
     by_mode = _compiled.setdefault(module, {})
-    compiled = by_mode.get(settings.compile_mode)
+    how = (settings.compile_backend, settings.compile_mode)
+    compiled = by_mode.get(how)
     if compiled is None:
         import torch._dynamo
 
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         module.to(memory_format=torch.channels_last)
-        compiled = torch.compile(module, mode=settings.compile_mode, dynamic=False)
-        by_mode[settings.compile_mode] = compiled
+        if settings.compile_backend == "inductor":
+            compiled = torch.compile(module, mode=settings.compile_mode, dynamic=False)
+        else:
+            compiled = torch.compile(module, backend=settings.compile_backend, dynamic=False)
+        by_mode[how] = compiled
     return compiled
 
 
-def unet_caller(module: torch.nn.Module, device: torch.device, label: str = "unet", allowed: bool = True
-                ) -> UNetCall:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def unet_caller(module: torch.nn.Module, device: torch.device, label: str = "unet", allowed: bool = True,
+                force: bool = False) -> UNetCall:
     """The function the denoiser calls for this UNet. `allowed=False` (e.g. low-VRAM streaming of
-    weights, which a captured graph cannot follow) keeps it eager."""
-    if not (allowed and fast_enabled(device)):
+    weights, which a captured graph cannot follow) keeps it eager; `force` compiles on any device
+    (tests use it with a light backend on the CPU)."""
+    if not allowed or not (force or fast_enabled(device)):
         return eager_call(module)
     compiled = _compiled_module(module)
 
     def call(sample, timestep, embeds, **kwargs):
         sample = sample.contiguous(memory_format=torch.channels_last)
-        key = (id(module), settings.compile_mode, tuple(sample.shape), tuple(embeds.shape), sample.dtype,
-               tuple(sorted(kwargs)))
+        key = (id(module), settings.compile_backend, settings.compile_mode, tuple(sample.shape),
+               tuple(embeds.shape), sample.dtype, tuple(sorted(kwargs)))
         first = key not in _seen
         if first:
-            torch.cuda.synchronize()
+            _sync(device)
             start = time.perf_counter()
         torch.compiler.cudagraph_mark_step_begin()
         out = compiled(sample, timestep, encoder_hidden_states=embeds, return_dict=False, **kwargs)[0]
         if first:
-            torch.cuda.synchronize()
+            _sync(device)
             seconds = time.perf_counter() - start
             _seen[key] = seconds
             compile_seconds[f"{label} {tuple(sample.shape)} {sample.dtype}"] = seconds
