@@ -46,9 +46,18 @@ def adapter_name(path: str | os.PathLike) -> str:
     return f"loom_{digest}"
 
 
-def parse(path: str | os.PathLike, family: str) -> tuple[dict, dict | None]:
-    """(diffusers-format state dict with unet./text_encoder./text_encoder_2. keys, network alphas)."""
-    key = f"{adapter_name(path)}:{family}"
+def parse(path: str | os.PathLike, family: str, unet_config: dict | None = None) -> tuple[dict, dict | None]:
+    """(diffusers-format state dict with unet./text_encoder./text_encoder_2. keys, network alphas).
+
+    SDXL kohya files may name UNet blocks the original way (input_blocks_4_1); diffusers maps them
+    with the UNet's config (the loaded model's when given, else the family's)."""
+    if family in (SDXL, SDXL_REFINER) and unet_config is None:
+        from nodes.diffusion import skeletons
+
+        unet_config = skeletons.component_config(family, "unet")
+    layout = (tuple(unet_config.get("block_out_channels") or ()), unet_config.get("layers_per_block")) \
+        if unet_config else None
+    key = f"{adapter_name(path)}:{family}:{layout}"
     with _lock:
         if key in _parsed:
             _parsed.move_to_end(key)
@@ -59,8 +68,7 @@ def parse(path: str | os.PathLike, family: str) -> tuple[dict, dict | None]:
     else:
         from diffusers.loaders import StableDiffusionLoraLoaderMixin as Mixin
     try:
-        unet_config = _sgm_unet_config(family)
-        state, alphas = Mixin.lora_state_dict(raw, unet_config=unet_config)
+        state, alphas = Mixin.lora_state_dict(raw, unet_config=unet_config if family in (SDXL, SDXL_REFINER) else None)
     except (ValueError, KeyError) as e:
         raise ModelLoadError(f"{os.path.basename(path)} is not a LoRA Loom can read ({e})") from e
     state = {k: v for k, v in state.items()}
@@ -73,15 +81,6 @@ def parse(path: str | os.PathLike, family: str) -> tuple[dict, dict | None]:
     return state, alphas
 
 
-def _sgm_unet_config(family: str) -> dict | None:
-    """SDXL kohya LoRAs may name UNet blocks the original way; diffusers remaps them with the config."""
-    if family not in (SDXL, SDXL_REFINER):
-        return None
-    from nodes.diffusion import skeletons
-
-    return skeletons.component_config(family, "unet")
-
-
 def parts_in(path: str | os.PathLike, family: str) -> set[str]:
     """Which parts ("unet", "text_encoder", "text_encoder_2") a LoRA file has weights for."""
     state, _ = parse(path, family)
@@ -90,7 +89,7 @@ def parts_in(path: str | os.PathLike, family: str) -> set[str]:
 
 def _load_adapter(module: Any, part: str, path: str, name: str, family: str) -> bool:
     """Inject the LoRA's `part` weights into `module` as adapter `name`; False if it has none."""
-    state, alphas = parse(path, family)
+    state, alphas = parse(path, family, dict(module.config) if part == "unet" else None)
     prefix = PART_PREFIX[part]
     if not any(k.startswith(prefix + ".") for k in state):
         return False

@@ -122,6 +122,14 @@ def test_sdxl_kohya_lora_on_both_text_encoders(models_dir, manager):
         _, with_lora = LoraLoader().load_lora(model, clip, name, 1.0, 1.0)
         on = [te(ids).last_hidden_state for te in manager.text_encoders_for(with_lora)]
     assert all(not torch.equal(a, b) for a, b in zip(base, on))
+    x, ctx = torch.randn(1, 4, 8, 8), torch.randn(1, 77, 96)
+    cond = {"text_embeds": torch.randn(1, 64), "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]])}
+    with torch.no_grad():
+        plain = manager.unet_for(model)(x, 5, encoder_hidden_states=ctx, added_cond_kwargs=cond).sample
+        lora_model = LoraLoader().load_lora(model, clip, name, 1.0, 1.0)[0]
+        changed = manager.unet_for(lora_model)(x, 5, encoder_hidden_states=ctx, added_cond_kwargs=cond).sample
+        again = manager.unet_for(model)(x, 5, encoder_hidden_states=ctx, added_cond_kwargs=cond).sample
+    assert not torch.equal(plain, changed) and torch.equal(plain, again)
 
 
 def test_not_a_lora(models_dir, manager, sd1):

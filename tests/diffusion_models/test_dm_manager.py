@@ -105,11 +105,19 @@ def test_settings_and_singleton(monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_vram_lru_and_low_vram_on_cuda(models_dir):
     from nodes.diffusion.management import configure_model_manager
+    from nodes.diffusion.nodes_loaders import LoraLoader
+    from nodes.diffusion.text_encoding import encode_text
 
     mm = configure_model_manager(device="cuda", dtype="fp16")
     model, clip, vae = CheckpointLoaderSimple().load_checkpoint(tm.tiny_sd1_checkpoint(models_dir))
     unet = mm.unet_for(model)
     assert next(unet.parameters()).device.type == "cuda" and next(unet.parameters()).dtype == torch.float16
+    base, _ = encode_text(clip, "a (red:1.2) fox")
+    lora_model, lora_clip = LoraLoader().load_lora(model, clip, tm.tiny_lora(models_dir, "kohya"), 1.0, 1.0)
+    with_lora, _ = encode_text(lora_clip, "a (red:1.2) fox")        # LoRA layers follow the base to the GPU
+    assert base.dtype == torch.float32 and not torch.equal(base, with_lora)
+    assert torch.equal(encode_text(clip, "a (red:1.2) fox")[0], base)
+    assert all(p.device.type == "cuda" for p in mm.unet_for(lora_model).parameters())
     mm.vram_budget = model.unet.size_bytes() + 1024      # room for one UNet: the next model pushes it out
     mm.vae_for(vae)
     assert next(unet.parameters()).device.type == "cpu" and mm.keys_on_device() == [vae.vae.key]
