@@ -7,25 +7,15 @@ import importlib
 import os
 import sys
 
-# subcommand -> module; each module has add_parser(subparsers) -> parser and run(args) -> int
-SUBCOMMANDS = {
-    "serve": "server.cli_serve",
-    "run": "server.cli_run",
-    "convert": "server.cli_convert",
-    "nodes": "server.cli_nodes",
-}
+# Each subcommand module has add_parser(subparsers) -> parser and run(args) -> int.
+SUBCOMMANDS = ("server.cli_serve", "server.cli_run", "server.cli_convert", "server.cli_nodes")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loom", description="Loom: node-graph workflows for diffusion models.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name != module_name:
-                raise
-            continue
+    for module_name in SUBCOMMANDS:
+        module = importlib.import_module(module_name)
         sub = module.add_parser(subparsers)
         sub.set_defaults(_run=module.run)
     return parser
