@@ -20,6 +20,7 @@ from engine.cache import KeyInterner, LRUCache, OutputCache
 from engine.events import Event, EventSink
 from engine.graph import DependencyCycleError, DuplicateNodeError, DynamicPrompt, ExecutionList
 from engine.progress import ProgressTracker
+from engine.results import first_blocker, format_inputs, merge_results
 from engine.signature import KeyBuilder, unwrap_constant
 from nodes import context
 from nodes.graph_builder import GraphBuilder
@@ -237,7 +238,7 @@ class _Run:
         expansions = [r for r in results if isinstance(r, dict) and "expand" in r]
         if expansions:
             return self._expand(node_id, node_def, results)
-        outputs, ui = self._merge(node_def, results)
+        outputs, ui = merge_results(node_def, results)
         self._store(node_id, outputs, ui)
         return _FINISHED
 
@@ -328,7 +329,7 @@ class _Run:
         real_id = self.dynprompt.get_real_node_id(node_id)
         for index, kwargs in enumerate(calls):
             self.interrupt.check()
-            blocker = _first_blocker(kwargs, node_def.input_is_list)
+            blocker = first_blocker(kwargs, node_def.input_is_list)
             if blocker is not None:
                 self._report_blocker(node_id, blocker)
                 results.append(ExecutionBlocker(None))
@@ -359,35 +360,6 @@ class _Run:
         return self._complete(node_id, node_def, results)
 
     # -- results ----------------------------------------------------------------------------------
-    def _merge(self, node_def: NodeDef, results: list) -> tuple[list[list[Any]], dict | None]:
-        n_out = len(node_def.return_types)
-        outputs: list[list[Any]] = [[] for _ in range(n_out)]
-        ui: dict | None = None
-        for r in results:
-            if isinstance(r, ExecutionBlocker):
-                values = (r,) * n_out
-            elif isinstance(r, dict):
-                if r.get("ui") is not None:
-                    ui = _merge_ui(ui, r["ui"])
-                values = r.get("result") or ()
-                if isinstance(values, ExecutionBlocker):
-                    values = (values,) * n_out
-            elif r is None:
-                values = ()
-            else:
-                values = r
-            if not isinstance(values, (tuple, list)):
-                raise TypeError(f"{node_def.class_type} returned {type(values).__name__}; expected a tuple of outputs")
-            if len(values) < n_out:
-                raise TypeError(f"{node_def.class_type} returned {len(values)} outputs; "
-                                f"RETURN_TYPES declares {n_out}")
-            for i in range(n_out):
-                if node_def.output_is_list[i] and not isinstance(values[i], ExecutionBlocker):
-                    outputs[i].extend(values[i])
-                else:
-                    outputs[i].append(values[i])
-        return outputs, ui
-
     def _report_blocker(self, node_id: str, blocker: ExecutionBlocker) -> None:
         """A blocker with a message is reported once, at the first node it stops; after that it is silent."""
         if blocker.message is not None and id(blocker) not in self.blocker_reported:
@@ -435,24 +407,7 @@ class _Run:
 
     def _finish_expansion(self, node_id: str, node_def: NodeDef) -> str:
         results = self.pending_expansion.pop(node_id)
-        n_out = len(node_def.return_types)
-        outputs: list[list[Any]] = [[] for _ in range(n_out)]
-        ui = None
-        for r in results:
-            if isinstance(r, dict):
-                if r.get("ui") is not None:
-                    ui = _merge_ui(ui, r["ui"])
-                values = r.get("result") or ()
-            else:
-                values = r
-            for i in range(n_out):
-                value = values[i] if i < len(values) else None
-                if is_link(value):
-                    outputs[i].extend(self.values[value[0]][int(value[1])])
-                elif node_def.output_is_list[i]:
-                    outputs[i].extend(value)
-                else:
-                    outputs[i].append(value)
+        outputs, ui = merge_results(node_def, results, lambda link: self.values[link[0]][int(link[1])])
         self._store(node_id, outputs, ui)
         return _FINISHED
 
@@ -497,52 +452,12 @@ class _Run:
             "node_type": node_type, "executed": list(self.executed),
             "exception_message": str(error) or type(error).__name__,
             "exception_type": f"{type(error).__module__}.{type(error).__qualname__}",
-            "traceback": tb, "current_inputs": _format_inputs(getattr(self, "_current_inputs", {})),
+            "traceback": tb, "current_inputs": format_inputs(getattr(self, "_current_inputs", {})),
             "current_outputs": [n for n in self.values if n in self.executed_set],
             "timestamp": ev.timestamp_ms()}
         result.error = data
         self._message(result, ev.EXECUTION_ERROR, data)
         return result
-
-
-def _first_blocker(kwargs: dict, input_is_list: bool) -> ExecutionBlocker | None:
-    for value in kwargs.values():
-        if isinstance(value, ExecutionBlocker):
-            return value
-        if input_is_list and isinstance(value, list):
-            for item in value:
-                if isinstance(item, ExecutionBlocker):
-                    return item
-    return None
-
-
-def _merge_ui(current: dict | None, new: dict) -> dict:
-    if current is None:
-        return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in new.items()}
-    for k, v in new.items():
-        if isinstance(v, (list, tuple)) and isinstance(current.get(k), list):
-            current[k].extend(v)
-        else:
-            current[k] = v
-    return current
-
-
-def _format_inputs(inputs: dict) -> dict:
-    """Input values shortened for an error report (tensors as shape and dtype)."""
-    out = {}
-    for name, values in inputs.items():
-        if name in ("prompt", "extra_pnginfo", "dynprompt"):
-            continue
-        out[name] = [_short(v) for v in (values if isinstance(values, list) else [values])][:8]
-    return out
-
-
-def _short(value: Any) -> str:
-    shape = getattr(value, "shape", None)
-    if shape is not None and hasattr(value, "dtype"):
-        return f"{type(value).__name__}(shape={list(shape)}, dtype={value.dtype})"
-    text = repr(value)
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class Executor:
