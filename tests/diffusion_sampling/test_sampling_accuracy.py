@@ -19,7 +19,7 @@ from nodes.diffusion.sampling.base import SamplerRun
 
 SCHEDULE = NoiseSchedule.from_config({})
 S_DATA = 0.5
-STOCHASTIC = {"lcm", "euler_ancestral", "euler_ancestral_cfg_pp", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde",
+STOCHASTIC = {"lcm", "seeds_2", "exp_heun_2_x0_sde", "er_sde", "dpmpp_2s_ancestral_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde",
               "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu",
               "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "res_multistep_ancestral",
               "res_multistep_ancestral_cfg_pp"}
@@ -61,7 +61,7 @@ def test_deterministic_samplers_solve_the_ode(name):
     scale = exact.abs().max().item()
     assert err_fine < 0.05 * scale, (name, err_fine, scale)
     assert err_fine <= err_coarse + 1e-9, (name, err_coarse, err_fine)
-    assert calls >= 40
+    assert calls >= 40 or name == "dpm_adaptive"     # adaptive: the error target sets the step count
 
 
 @pytest.mark.parametrize("name", sorted(STOCHASTIC - {"lcm"}))

@@ -1,7 +1,8 @@
 """The SAMPLER registry: ComfyUI's sampler names that Loom implements, in ComfyUI's order.
 
 A name Loom does not implement is absent from the list (a workflow asking for it fails validation
-with the usual "value not in list" error); nothing is silently replaced. `ddim` is ComfyUI's own
+with the usual "value not in list" error); nothing is silently replaced. Not implemented (yet):
+seeds_3, sa_solver, sa_solver_pece. `ddim` is ComfyUI's own
 alias: Euler steps with an independently seeded noise for the inpainting blend.
 """
 
@@ -12,6 +13,7 @@ from functools import partial
 
 from nodes.diffusion.sampling import k_samplers as k
 from nodes.diffusion.sampling import k_samplers_dpmpp as dp
+from nodes.diffusion.sampling import k_samplers_extra as ex
 from nodes.diffusion.sampling.base import SamplerFunction
 
 
@@ -33,10 +35,15 @@ _FUNCTIONS: dict[str, SamplerFunction] = {
     "euler_ancestral_cfg_pp": k.euler_ancestral_cfg_pp,
     "heun": k.heun,
     "heunpp2": k.heunpp2,
+    "exp_heun_2_x0": ex.exp_heun_2_x0,
+    "exp_heun_2_x0_sde": ex.exp_heun_2_x0_sde,
     "dpm_2": k.dpm_2,
     "dpm_2_ancestral": k.dpm_2_ancestral,
     "lms": k.lms,
+    "dpm_fast": ex.dpm_fast,
+    "dpm_adaptive": ex.dpm_adaptive,
     "dpmpp_2s_ancestral": dp.dpmpp_2s_ancestral,
+    "dpmpp_2s_ancestral_cfg_pp": ex.dpmpp_2s_ancestral_cfg_pp,
     "dpmpp_sde": dp.dpmpp_sde,
     "dpmpp_sde_gpu": partial(dp.dpmpp_sde, tree_on_cpu=False),
     "dpmpp_2m": dp.dpmpp_2m,
@@ -58,6 +65,8 @@ _FUNCTIONS: dict[str, SamplerFunction] = {
     "res_multistep_ancestral_cfg_pp": partial(dp.res_multistep, eta=1.0, cfg_pp=True),
     "gradient_estimation": k.gradient_estimation,
     "gradient_estimation_cfg_pp": partial(k.gradient_estimation, cfg_pp=True),
+    "er_sde": ex.er_sde,
+    "seeds_2": ex.seeds_2,
     "ddim": k.euler,
     "uni_pc": dp.uni_pc,
     "uni_pc_bh2": dp.uni_pc_bh2,
