@@ -95,13 +95,32 @@ class LoadedVAE:
         return torch.cat(outs)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Raw latent [B,C,h,w] -> IMAGE [B,H,W,3] in 0..1, float32 CPU."""
+        """Raw latent [B,C,h,w] -> IMAGE [B,H,W,3] in 0..1, float32 CPU.
+
+        Out of GPU memory, it retries image by image, then in tiles."""
         outs = []
-        for start in range(0, latent.shape[0], BATCH):
+        batch = BATCH
+        start = 0
+        while start < latent.shape[0]:
             context.check_interrupt()
-            x = self._run(lambda t: self.module.decode(t).sample, latent[start:start + BATCH])
+            chunk = latent[start:start + batch]
+            try:
+                x = self._run(lambda t: self.module.decode(t).sample, chunk)
+            except torch.OutOfMemoryError:
+                self._free()
+                if batch > 1:
+                    batch = 1
+                    continue
+                tile = max(8, min(512 // self.downscale, max(chunk.shape[-2:]) // 2))
+                x = tiled(lambda t: self._run(lambda z: self.module.decode(z).sample, t), chunk,
+                          tile, tile // 4, self.downscale, 3)
             outs.append(((x + 1.0) * 0.5).clamp(0.0, 1.0).movedim(1, -1).cpu())
+            start += chunk.shape[0]
         return torch.cat(outs)
+
+    def _free(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 def _positions(size: int, tile: int, overlap: int) -> list[int]:

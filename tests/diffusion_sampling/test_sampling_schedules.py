@@ -112,3 +112,17 @@ def test_slice_sigmas_start_end_and_leftover_noise():
     assert window[-1].item() == pytest.approx(5.0)
     assert slice_sigmas(sig, None, 5, force_full_denoise=True)[-1].item() == 0
     assert slice_sigmas(sig, 10, None, False) is None
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_denoised_recovers_the_clean_latent(prediction):
+    schedule = NoiseSchedule.from_config({}, prediction)
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+    for sigma in (0.05, 1.0, 14.0):
+        x = x0 + sigma * eps                          # sigma space
+        alpha, sigma_vp = 1 / math.sqrt(1 + sigma ** 2), sigma / math.sqrt(1 + sigma ** 2)
+        output = eps if prediction == "epsilon" else alpha * eps - sigma_vp * x0
+        assert torch.allclose(schedule.denoised(x, output, sigma), x0, atol=1e-4)
+    with pytest.raises(ValueError, match="prediction_type"):
+        NoiseSchedule.from_config({}, "sample")
