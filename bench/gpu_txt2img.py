@@ -5,6 +5,9 @@
     .venv/bin/python bench/gpu_txt2img.py --families sd1 --batches 1 --steps 20 --repeat 3
     .venv/bin/python bench/gpu_txt2img.py --tiny               # a CPU check of the script, tiny models
 
+With --fast, each (family, batch) compiles its UNet shapes once (about a minute or two each with the
+default "reduce-overhead" mode): run the families one at a time to stay within a 10-minute limit.
+
 Weights are random, built on the GPU from the family skeleton configs (nodes/diffusion/configs/),
 saved as a single-file fp16 checkpoint that Loom loads with CheckpointLoaderSimple; diffusers runs
 the very same modules. Loom runs the graph loader -> CLIPTextEncode x2 -> EmptyLatentImage ->
@@ -349,11 +352,11 @@ def main() -> int:
         del modules
         gc.collect()
         (work / "models" / "checkpoints" / ckpt).unlink()
-    report = table(rows, args, device_name)
+        # written after each family, so a run cut short still leaves its figures
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table(rows, args, device_name))
     print()
-    print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report)
+    print(table(rows, args, device_name))
     print(f"written to {args.out}")
     return 0
 
