@@ -209,16 +209,15 @@ class ModelManager:
                 if entry.on_device:
                     module.to(self._offload)
                     entry.on_device = False
-                if dtype is not None and next(module.parameters()).dtype != dtype:
-                    module.to(dtype)
+                _move(module, None, dtype)
                 offload.attach(module, self._device, self._offload)
                 return module
             if not entry.on_device:
                 self._make_room(component.size_bytes(), keep=entry)
-                module.to(device=self._device, dtype=dtype)
+                _move(module, self._device, dtype)
                 entry.on_device = True
             elif next(module.parameters()).device.type != self._device.type:  # LoRA layers added on the CPU
-                module.to(device=self._device)
+                _move(module, self._device, None)
             return module
 
     def _make_room(self, needed: int, keep: _Entry) -> None:
@@ -300,11 +299,10 @@ class ModelManager:
         if self.low_vram:
             from nodes.diffusion import offload
 
-            if dtype is not None:
-                module.to(dtype)
+            _move(module, None, dtype)
             offload.attach(module, self._device, self._offload)
         else:
-            module.to(device=self._device, dtype=dtype)
+            _move(module, self._device, dtype)
         return module
 
     # -- freeing -----------------------------------------------------------------------------
@@ -346,6 +344,15 @@ class ModelManager:
     def keys_on_device(self) -> list[str]:
         with self._lock:
             return [k for k, e in self._entries.items() if e.on_device]
+
+
+def _move(module: Any, device: Any, dtype: Any) -> None:
+    """Move/cast only what differs (diffusers warns on every `.to(dtype)` of a model)."""
+    params = [p for p in module.parameters()]
+    if dtype is not None and any(p.dtype != dtype for p in params if p.is_floating_point()):
+        module.to(dtype=dtype)
+    if device is not None and any(p.device.type != device.type for p in params):
+        module.to(device=device)
 
 
 _manager: ModelManager | None = None
