@@ -202,6 +202,11 @@ class ModelManager:
             if self._device.type == "cpu":
                 entry.on_device = True
                 return module
+            if component.config.get("pin_cpu"):   # CLIPLoader's device="cpu": runs on the CPU in fp32
+                import torch
+
+                _move(module, self._offload, torch.float32)
+                return module
             dtype = None if component.config.get("keep_dtype") else self.dtype_for(part)
             if self.low_vram:
                 from nodes.diffusion import offload
@@ -293,7 +298,7 @@ class ModelManager:
 
     def _after_lora(self, component: LoadedComponent, module: Any) -> Any:
         """LoRA layers are created on the CPU in fp32: bring them where the base weights are."""
-        if self._device.type == "cpu":
+        if self._device.type == "cpu" or component.config.get("pin_cpu"):
             return module
         dtype = None if component.config.get("keep_dtype") else self.dtype
         if self.low_vram:

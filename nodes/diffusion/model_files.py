@@ -158,9 +158,10 @@ def load_vae(path: str | os.PathLike, family: str | None = None) -> VAERef:
     return vae_ref(comp, comp.config)
 
 
-def load_clip(paths: Sequence[str | os.PathLike], clip_type: str = "stable_diffusion") -> ClipRef:
+def load_clip(paths: Sequence[str | os.PathLike], clip_type: str = "stable_diffusion",
+              device: str = "default") -> ClipRef:
     """One file (CLIPLoader: CLIP-L -> SD1, OpenCLIP-H -> SD2, OpenCLIP-G -> SDXL refiner) or two
-    (DualCLIPLoader "sdxl": CLIP-L + OpenCLIP-G, in either order)."""
+    (DualCLIPLoader "sdxl": CLIP-L + OpenCLIP-G, in either order). device="cpu" keeps them on the CPU."""
     from nodes.diffusion.loading import components as comps
     from nodes.diffusion.loading.state_dict import ModelLoadError
     from nodes.diffusion.loading.weights import WeightFile
@@ -185,10 +186,14 @@ def load_clip(paths: Sequence[str | os.PathLike], clip_type: str = "stable_diffu
         info.component = component
 
         def load(path=path, info=info) -> tuple[Any, dict]:
-            module = comps.load_text_encoder_file(WeightFile(path), info, mm.dtype)
-            return module, _text_component_config(info, path)
+            import torch
 
-        encoders.append(mm.load(file_key(path, f"{info.clip_name}"), family, load))
+            pin = device == "cpu"
+            module = comps.load_text_encoder_file(WeightFile(path), info, torch.float32 if pin else mm.dtype)
+            return module, {**_text_component_config(info, path), "pin_cpu": pin}
+
+        part = info.clip_name if device != "cpu" else f"{info.clip_name}:cpu"
+        encoders.append(mm.load(file_key(path, part), family, load))
         tokenizers.append(_prompt_tokenizer(skeletons.family_tokenizer(family, component), info))
     return ClipRef(encoders=tuple(encoders), tokenizers=tuple(tokenizers), family=family)
 

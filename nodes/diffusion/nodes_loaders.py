@@ -83,7 +83,7 @@ class CLIPLoader:
 
         if type != "stable_diffusion":
             raise _unsupported_type(type, "stable_diffusion")
-        return (load_clip([paths.get_full_path_or_raise("text_encoders", clip_name)], type),)
+        return (load_clip([paths.get_full_path_or_raise("text_encoders", clip_name)], type, device),)
 
 
 class DualCLIPLoader:
@@ -104,7 +104,7 @@ class DualCLIPLoader:
         if type != "sdxl":
             raise _unsupported_type(type, "sdxl")
         return (load_clip([paths.get_full_path_or_raise("text_encoders", clip_name1),
-                           paths.get_full_path_or_raise("text_encoders", clip_name2)], type),)
+                           paths.get_full_path_or_raise("text_encoders", clip_name2)], type, device),)
 
 
 class VAELoader:

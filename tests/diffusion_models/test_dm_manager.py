@@ -127,4 +127,9 @@ def test_vram_lru_and_low_vram_on_cuda(models_dir):
         out = unet(torch.randn(1, 4, 8, 8, device="cuda", dtype=torch.float16), 5,
                    encoder_hidden_states=torch.randn(1, 77, 32, device="cuda", dtype=torch.float16)).sample
     assert out.device.type == "cuda" and next(unet.parameters()).device.type == "cpu"
+    from nodes.diffusion.nodes_loaders import CLIPLoader
+
+    (cpu_clip,) = CLIPLoader().load_clip(tm.tiny_component(models_dir, "clip_l", "sd1"), "stable_diffusion", "cpu")
+    (encoder,) = mm.text_encoders_for(cpu_clip)
+    assert next(encoder.parameters()).device.type == "cpu" and encode_text(cpu_clip, "a fox")[0].shape == (1, 77, 32)
     mm.free()
