@@ -8,6 +8,7 @@ run side by side, as they do in the dialect.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import traceback
@@ -460,6 +461,17 @@ class _Run:
         return result
 
 
+def _run_coroutine(coro: Any) -> Any:
+    """asyncio.run, also from a thread whose event loop is already running (a notebook, a sync test
+    client): then the run gets a loop of its own on a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="loom-run") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 class Executor:
     """Runs prompts against a node registry, keeping outputs cached between runs."""
 
@@ -491,7 +503,7 @@ class Executor:
             execute_outputs = [nid for nid, info in prompt.items()
                                if (d := self.registry.get(info.get("class_type"))) is not None and d.output_node]
         run = _Run(self, prompt, prompt_id, extra_data or {}, execute_outputs, on_event or ev.discard, flag)
-        result = asyncio.run(run.run())
+        result = _run_coroutine(run.run())
         self._keep_instances(run)
         return result
 

@@ -208,3 +208,15 @@ def test_partial_execution_runs_only_the_target(executor, calls, n):
     validation = validate_prompt(executor.registry, prompt, partial_execution_targets=["4"])
     result = executor.execute(prompt, "p", execute_outputs=validation.outputs)
     assert list(result.outputs) == ["4"] and calls == {"Counter:b": 1, "Output": 1}
+
+
+def test_execute_works_inside_a_running_event_loop(executor):
+    import asyncio
+
+    prompt = {"1": {"class_type": "Int", "inputs": {"value": 3}},
+              "2": {"class_type": "Output", "inputs": {"value": ["1", 0]}}}
+
+    async def inside():  # e.g. a notebook cell, or a pack calling the engine from async code
+        return run(executor, prompt)
+
+    assert out(asyncio.run(inside()), "2") == [3]
