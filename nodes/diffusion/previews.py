@@ -8,6 +8,7 @@ latent2rgb approximations for the SD and SDXL VAEs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -16,6 +17,8 @@ from PIL import Image
 from nodes import context
 from nodes.diffusion.sampling import settings
 from nodes.diffusion.types import SDXL, SDXL_REFINER
+
+log = logging.getLogger("loom.previews")
 
 # [latent channel][R, G, B], and an RGB bias
 _SD_FACTORS = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350), (-0.2829, 0.1762, 0.2721),
@@ -92,6 +95,7 @@ def progress_callback(family: str, node_id: str | None = None,
     """
     every = max(1, int(settings.preview_every))
     pending = _Pending()
+    state = {"enabled": True}
 
     def callback(i: int, x: torch.Tensor, denoised: torch.Tensor, total: int) -> None:
         context.check_interrupt()
@@ -102,11 +106,17 @@ def progress_callback(family: str, node_id: str | None = None,
         preview = None
         if ctx is not None and ctx.on_progress is not None and settings.preview_method != "none":
             last = done == total
-            if done % every == 0 or last:
-                preview = pending.take()
-                pending.submit(latent_rgb(denoised, family))
-                if last or preview is None:
-                    preview = pending.take(wait=last) or preview
+            if (done % every == 0 or last) and state["enabled"]:
+                try:
+                    pixels = latent_rgb(denoised, family)
+                except ValueError as e:   # a latent layout without factors: no previews, sampling goes on
+                    log.warning("no live preview: %s", e)
+                    state["enabled"] = False
+                else:
+                    preview = pending.take()
+                    pending.submit(pixels)
+                    if last or preview is None:
+                        preview = pending.take(wait=last) or preview
         context.report_progress(done, total, preview, node_id)
 
     return callback

@@ -238,3 +238,18 @@ def test_vae_decode_falls_back_when_out_of_memory(vae, monkeypatch):
     assert seen[0][0] == 2 and (1, 4, 24, 24) in seen and any(s[-1] <= 16 for s in seen)
     assert fallback.shape == full.shape
     assert (fallback - full).abs().mean() < 0.08      # small tiles: GroupNorm statistics differ per tile
+
+
+def test_previews_never_break_sampling():
+    from nodes.diffusion import previews
+
+    events = []
+    token = context.set_current(_ctx(lambda node, value, total, preview: events.append(preview)))
+    try:
+        callback = previews.progress_callback("sd1")
+        odd = torch.zeros(1, 16, 8, 8)                # a 16-channel latent has no SD factors
+        for i in range(3):
+            callback(i, odd, odd, 3)
+    finally:
+        context.reset_current(token)
+    assert events == [None, None, None]
