@@ -8,7 +8,8 @@ That keeps the engine's cache cheap and lets two branches use the same base with
 
 Conventions shared with ComfyUI (packs rely on them):
 - IMAGE: float32 [B,H,W,C] in 0..1.  MASK: float32 [B,H,W] in 0..1.
-- LATENT: {"samples": [B,C,H/f,W/f] (unscaled by the VAE scaling factor, i.e. what the UNet sees),
+- LATENT: {"samples": [B,C,H/f,W/f] (the VAE's raw latents, not multiplied by its scaling factor, as in
+           ComfyUI; the sampler scales them by ModelRef.options["latent_scaling_factor"] for the UNet),
            "noise_mask"?: [B,1,H,W] or [B,H,W], "batch_index"?: [int]}.
 - CONDITIONING: [[cond_tensor [B,T,C], options_dict], ...]; options hold "pooled_output" (SDXL),
   "area", "strength", "mask", "set_area_to_bounds", "mask_strength", "start_percent", "end_percent",
@@ -58,7 +59,8 @@ class ModelRef:
     loras: tuple[LoraRef, ...] = ()
     prediction_type: str = "epsilon"   # "epsilon" | "v_prediction"
     scheduler_config: dict = field(default_factory=dict)  # the family's diffusers scheduler config
-    options: dict = field(default_factory=dict)           # e.g. sampling shift, patches from packs
+    options: dict = field(default_factory=dict)           # e.g. sampling shift, patches from packs;
+    # the sampler reads "latent_scaling_factor" and "latent_downscale" (pixels per latent cell, default 8)
 
     def with_lora(self, lora: LoraRef) -> ModelRef:
         return replace(self, loras=self.loras + (lora,))
