@@ -134,3 +134,26 @@ def test_workflows_run_end_to_end_on_tiny_models(data_dirs):
         if any(n["class_type"].startswith("KSampler") for n in prompt.values()):
             assert any(e.type == "progress" for e in events), path.name
             assert any(e.type == "preview" for e in events), path.name
+
+
+@pytest.mark.parametrize("family", ["sd2_v", "sd1_inpaint", "sdxl_refiner"])
+def test_loaded_families_sample(family, data_dirs):
+    """Checkpoints of the other families, loaded by the loader nodes, through KSampler and VAEDecode."""
+    import torch
+
+    loaders = pytest.importorskip("nodes.diffusion.nodes_loaders")
+    from nodes.diffusion.nodes_sampling import KSampler
+    from nodes.diffusion.nodes_text import CLIPTextEncode
+    from nodes.diffusion.nodes_vae import VAEDecode
+    from tests import tiny_models as tm
+
+    name = tm.tiny_checkpoint(data_dirs.models_dirs[0], family)
+    model, clip, vae = loaders.CheckpointLoaderSimple().load_checkpoint(name)
+    if family == "sd2_v":
+        assert model.prediction_type == "v_prediction"
+    (pos,) = CLIPTextEncode().encode(clip, "a house")
+    (neg,) = CLIPTextEncode().encode(clip, "")
+    (latent,) = KSampler().sample(model, 1, 2, 5.0, "dpmpp_2m", "karras", pos, neg,
+                                  {"samples": torch.zeros(1, 4, 8, 8)})
+    (image,) = VAEDecode().decode(vae, latent)
+    assert image.shape == (1, 16, 16, 3) and torch.isfinite(image).all()
