@@ -26,3 +26,10 @@ def data_dirs(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
     return paths.configure(data_dir=tmp_path / "data", models_dir=models)
+
+
+def pytest_collection_modifyitems(config, items):
+    # Playwright's sync API keeps an event loop running on the main thread while its browser is
+    # open, which breaks any later test that starts a loop of its own. The editor's tests share one
+    # browser for the whole session, so they run last (the sort is stable: order is kept otherwise).
+    items.sort(key=lambda item: item.nodeid.replace("\\", "/").startswith("tests/browser/"))

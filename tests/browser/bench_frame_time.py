@@ -14,7 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, REPO, VIEWPORT, Server, free_port  # noqa: E402
+from browser_support import CHROMIUM, CHROMIUM_ARGS, REPO, VIEWPORT, Server, free_port  # noqa: E402
 from test_scale_and_library import BUILD_JS, MEASURE_JS  # noqa: E402
 
 TOGGLE_JS = """(plain) => {

@@ -7,71 +7,22 @@ interrupts) and a failing node for the run-time tests.
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-VIEWPORT = {"width": 1400, "height": 860}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, cmd: list[str], data_dir: Path, port: int):
-        self.port = port
-        self.data_dir = data_dir
-        self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
-        self.log_path = data_dir / "server.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"loom serve exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/object_info", timeout=2) as r:
-                    self.object_info = json.load(r)
-                return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"loom serve did not answer in 60 s:\n{self.log_path.read_text()}")
-
-    def get_json(self, route: str):
-        with urllib.request.urlopen(f"{self.url}{route}", timeout=10) as r:
-            return json.load(r)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._log.close()
-
-
-def _start(tmp_path_factory, name: str, extra: list[str], cache: bool = False) -> Server:
-    data = tmp_path_factory.mktemp(name)
-    port = free_port()
-    return Server([*extra, "serve", "--port", str(port), "--data-dir", str(data), *([] if cache else ["--cache-none"])],
-                  data, port)
+from browser_support import (  # noqa: F401 - shared with the test modules
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    HERE,
+    REPO,
+    VIEWPORT,
+    Editor,
+    Server,
+    _start,
+    free_port,
+    python_convert,
+)
 
 
 @pytest.fixture(scope="session")
@@ -103,61 +54,6 @@ def browser():
         b.close()
 
 
-class Editor:
-    """One page of the editor, with helpers to drive the canvas like a user."""
-
-    def __init__(self, page, server: Server, shots: Path):
-        self.page = page
-        self.server = server
-        self.shots = shots
-        self.errors: list[str] = []
-        self._n = 0
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-    def open(self, query: str = "fresh") -> Editor:
-        self.page.goto(f"{self.server.url}/?{query}")
-        self.page.wait_for_function("document.body.dataset.ready", timeout=15000)
-        assert self.page.evaluate("document.body.dataset.ready") == "1", self.errors
-        return self
-
-    def shot(self, name: str) -> Path:
-        self._n += 1
-        path = self.shots / f"{self._n:02d}_{name}.png"
-        self.page.screenshot(path=str(path))
-        return path
-
-    def js(self, expr: str, arg=None):
-        return self.page.evaluate(expr, arg)
-
-    def screen_pos(self, graph_xy) -> tuple[float, float]:
-        """Page coordinates of a point in graph space."""
-        return tuple(self.js("""([x, y]) => {
-            const c = loomApp.canvas, r = c.canvas.getBoundingClientRect();
-            const [cx, cy] = c.ds.convertOffsetToCanvas([x, y]);
-            return [r.left + cx, r.top + cy];
-        }""", list(graph_xy)))
-
-    def node_ids(self, type_: str | None = None) -> list[int]:
-        return self.js("(t) => loomApp.graph._nodes.filter(n => !t || n.type === t).map(n => n.id)", type_)
-
-    def slot_pos(self, node_id: int, slot: int, is_input: bool) -> tuple[float, float]:
-        xy = self.js("([id, s, inp]) => { const n = loomApp.graph.getNodeById(id); return inp ? n.getInputPos(s) : n.getOutputPos(s); }",
-                     [node_id, slot, is_input])
-        return self.screen_pos(xy)
-
-    def wait_idle(self, timeout: float = 20000) -> None:
-        self.page.wait_for_function("!loomApp.execution.isRunning", timeout=timeout)
-
-    def queue(self) -> list:
-        return self.js("() => loomApp.queue()")
-
-    def wait_images(self, node_id: int, timeout: float = 20000) -> None:
-        self.page.wait_for_function(
-            """(id) => { const e = loomApp.execution.images.get(String(id));
-                       return e && !e.preview && e.images.length && e.images.every(i => i.complete && i.naturalWidth); }""",
-            arg=node_id, timeout=timeout)
-
-
 @pytest.fixture
 def make_editor(browser, tmp_path):
     pages = []
@@ -178,9 +74,3 @@ def make_editor(browser, tmp_path):
 @pytest.fixture
 def editor(make_editor, loom_server) -> Editor:
     return make_editor(loom_server)
-
-
-def python_convert(workflow: dict, object_info: dict) -> dict:
-    from engine.workflow.ui_to_api import convert_ui_to_api
-
-    return convert_ui_to_api(workflow, object_info).prompt

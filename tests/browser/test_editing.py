@@ -169,7 +169,7 @@ def test_primitive_node_feeds_widget_inputs(editor):
     assert ed.js("() => loomApp.toApiPrompt()['1'].inputs.width") == 72
     saved = ed.js("() => loomApp.serializeWorkflow()")
     assert next(n for n in saved["nodes"] if n["id"] == 8)["widgets_values"] == [72, "fixed"]
-    from conftest import python_convert
+    from browser_support import python_convert
     assert python_convert(saved, ed.server.object_info)["1"]["inputs"]["width"] == 72
     # A new primitive takes the type of the first widget input it is connected to.
     ed.js("""() => { const p = LiteGraph.createNode('PrimitiveNode'); p.pos = [-300, 200]; loomApp.graph.add(p);

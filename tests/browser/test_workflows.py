@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO, python_convert
+from browser_support import REPO, python_convert
 
 HERE = Path(__file__).resolve().parent
 FILES = sorted((REPO / "workflows").glob("*.json")) + sorted((HERE / "workflows").glob("*.json"))

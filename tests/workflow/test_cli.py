@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import WorkflowBuilder, load_data
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from test_files import HAVE_PNG_READER
+from workflow_builders import WorkflowBuilder, load_data
 
 from engine.workflow import convert_ui_to_api
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import load_data
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from workflow_builders import load_data
 
 from engine.workflow import (
     WorkflowError,

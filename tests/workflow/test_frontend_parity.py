@@ -25,9 +25,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import SubgraphBuilder, WorkflowBuilder, load_data, make_object_info
 from test_subgraphs import encode_workflow, instance, nested_workflow
 from test_ui_to_api import _image_chain
+from workflow_builders import SubgraphBuilder, WorkflowBuilder, load_data, make_object_info
 
 from engine.workflow import convert_ui_to_api
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import WorkflowBuilder, load_data
 from PIL import Image
+from workflow_builders import WorkflowBuilder, load_data
 
 from engine.validation import validate_prompt
 from engine.workflow import convert_ui_to_api

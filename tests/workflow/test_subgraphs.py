@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SubgraphBuilder, WorkflowBuilder
+from workflow_builders import SubgraphBuilder, WorkflowBuilder
 
 from engine.workflow import WorkflowError, convert_ui_to_api
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import WorkflowBuilder, load_data
+from workflow_builders import WorkflowBuilder, load_data
 
 from engine.workflow import WorkflowError, convert_ui_to_api
 
