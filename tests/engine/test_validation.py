@@ -176,3 +176,14 @@ def test_exception_in_input_types_is_reported(registry):
     result = validate_prompt(registry, {"1": {"class_type": "Broken", "inputs": {}},
                                         "2": {"class_type": "Output", "inputs": {"value": ["1", 0]}}})
     assert errors_of(result, "1") == ["exception_during_inner_validation"]
+
+
+def test_shared_source_at_different_depths_validates_first(registry):
+    # "1" feeds "4" directly and "2" -> "3" -> "4"; it must be validated before "2" whichever link is seen first
+    prompt = {"1": {"class_type": "Int", "inputs": {"value": 1}},
+              "2": {"class_type": "Add", "inputs": {"a": ["1", 0], "b": 1}},
+              "3": {"class_type": "Add", "inputs": {"a": ["2", 0], "b": 1}},
+              "4": {"class_type": "Add", "inputs": {"a": ["1", 0], "b": ["3", 0]}},
+              "5": {"class_type": "Output", "inputs": {"value": ["4", 0]}}}
+    result = validate_prompt(registry, prompt)
+    assert result.ok, result.node_errors
