@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,20 @@ class Folders:
     def ensure(self) -> None:
         for d in (self.input_dir, self.output_dir, self.temp_dir, self.user_dir):
             d.mkdir(parents=True, exist_ok=True)
+        self.seed_example_inputs()
+
+    def seed_example_inputs(self) -> None:
+        """Copy the images the example workflows load into the input folder, so they run as they are.
+
+        A file the user already has under that name is left alone.
+        """
+        examples = REPO_ROOT / "workflows" / "inputs"
+        if not examples.is_dir():
+            return
+        for src in examples.iterdir():
+            dest = self.input_dir / src.name
+            if src.is_file() and src.suffix.lower() in IMAGE_EXTENSIONS and not dest.exists():
+                shutil.copyfile(src, dest)
 
     def model_folder_paths(self, name: str) -> list[Path]:
         name = LEGACY_NAMES.get(name, name)
