@@ -5,28 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nodes.diffusion import skeletons
 from nodes.diffusion.loading import checkpoint as ck
 from nodes.diffusion.loading.ldm_export import diffusers_to_ldm_state_dict, save_single_file
 from nodes.diffusion.loading.weights import WeightFile
-from tests.diffusion_models.helpers import same_weights
+from tests.diffusion_models.helpers import meta_family, same_weights
 from tests.tiny_models import build_modules
-
-
-def meta_family(family: str, prediction: str = "epsilon") -> dict:
-    """Full-size modules of a family, on the meta device, built from the shipped skeleton."""
-    from accelerate import init_empty_weights
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
-    with init_empty_weights():
-        modules = {"unet": UNet2DConditionModel.from_config(skeletons.component_config(family, "unet", prediction)),
-                   "vae": AutoencoderKL.from_config(skeletons.component_config(family, "vae", prediction))}
-        for name in skeletons.TEXT_COMPONENTS[family]:
-            config = skeletons.component_config(family, name, prediction)
-            cls = CLIPTextModelWithProjection if "WithProjection" in config["architectures"][0] else CLIPTextModel
-            modules[name] = cls(CLIPTextConfig(**config))
-    return modules
 
 
 def test_sd15_keys_match_the_released_checkpoint():

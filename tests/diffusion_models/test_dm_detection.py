@@ -13,7 +13,7 @@ from nodes.diffusion.loading import checkpoint as ck
 from nodes.diffusion.loading import components as comps
 from nodes.diffusion.loading.ldm_export import diffusers_to_ldm_state_dict
 from nodes.diffusion.loading.weights import WeightFile
-from tests.diffusion_models.test_dm_convert import meta_family
+from tests.diffusion_models.helpers import meta_family
 
 
 def shapes(module) -> dict:
