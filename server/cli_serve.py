@@ -37,7 +37,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="allow cross-origin requests from ORIGIN (default '*')")
     p.add_argument("--frontend", choices=("loom", "comfy"), default="loom",
                    help="the editor served at /: Loom's own, or the official ComfyUI frontend package")
-    p.add_argument("--fast", action="store_true", help="faster, slightly less exact sampling settings")
+    p.add_argument("--fast", action="store_true",
+                   help="compile the UNet (torch.compile with CUDA graphs, channels_last) on a GPU; "
+                        "the first run of each image size pays the compile time")
+    p.add_argument("--lowvram", action="store_true", help="stream model weights to the GPU module by module")
+    p.add_argument("--vram-budget", type=float, metavar="GB", help="GPU memory models may hold (default: all but 2 GB)")
+    p.add_argument("--model-ram", type=float, metavar="GB", help="RAM loaded models may hold before the oldest unload")
+    p.add_argument("--precision", choices=("fp16", "bf16", "fp32"), help="model precision on the GPU (default fp16)")
     p.add_argument("--disable-custom-nodes", action="store_true", help="load no node packs (except --custom-nodes-allow)")
     p.add_argument("--custom-nodes-allow", metavar="LIST",
                    help="comma-separated node packs to load; no others are")
@@ -123,11 +129,17 @@ def run(args: argparse.Namespace) -> int:
     except FrontendMissing as e:
         print(f"loom serve: {e}", file=sys.stderr)
         return 2
-    if config.cpu:
-        import os
+    import os
 
+    if config.cpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-        os.environ["LOOM_DEVICE"] = "cpu"  # read by nodes.diffusion.management
+        os.environ["LOOM_DEVICE"] = "cpu"
+    # The model manager (nodes.diffusion.management) reads these when it is first made.
+    model_settings = {"LOOM_LOW_VRAM": "1" if args.lowvram else None, "LOOM_DTYPE": args.precision,
+                      "LOOM_VRAM_BUDGET_GB": args.vram_budget, "LOOM_RAM_BUDGET_GB": args.model_ram}
+    for name, value in model_settings.items():
+        if value is not None:
+            os.environ[name] = str(value)
 
     from nodes import paths
 

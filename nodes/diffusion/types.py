@@ -3,7 +3,7 @@
 Values are small and immutable: a MODEL is a reference to a loaded base UNet plus the LoRAs to
 apply to it, never a copy of the weights. The heavy modules belong to the model manager
 (`nodes.diffusion.management`), which loads, moves and offloads them; a node asks it for the module
-ready to run (`ModelRef.prepared()`), and it applies exactly this value's LoRAs as peft adapters.
+ready to run (`model_manager().unet_for(ref)`), which applies exactly this value's LoRAs as peft adapters.
 That keeps the engine's cache cheap and lets two branches use the same base with different LoRAs.
 
 Conventions shared with ComfyUI (packs rely on them):
