@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
 from browser_support import CHROMIUM, CHROMIUM_ARGS, REPO, VIEWPORT, Server, free_port  # noqa: E402

@@ -5,32 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-
+from tests.shared_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, free_port  # noqa: F401 - the browser tests use them
 
 HERE = Path(__file__).resolve().parent
 
 
-CHROMIUM = "/usr/bin/chromium"
-
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
 VIEWPORT = {"width": 1400, "height": 860}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

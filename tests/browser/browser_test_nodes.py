@@ -1,5 +1,5 @@
 """Nodes that exist only for the browser tests: one that takes its time (progress, previews,
-interrupts) and one that fails. Registered by serve_with_test_nodes.py."""
+interrupts) and one that fails. Registered by tests/serve_with_test_nodes.py."""
 
 from __future__ import annotations
 

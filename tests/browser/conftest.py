@@ -1,8 +1,8 @@
 """Browser tests of Loom's editor against a real `loom serve` subprocess and headless Chromium.
 
 Two servers per session: the plain `.venv/bin/loom serve` (everything users get), and the same
-server started through `serve_with_test_nodes.py`, which adds a slow node (progress, previews,
-interrupts) and a failing node for the run-time tests.
+server started through `tests/serve_with_test_nodes.py` with `browser_test_nodes.py`, which adds a
+slow node (progress, previews, interrupts) and a failing node for the run-time tests.
 """
 
 from __future__ import annotations
@@ -11,18 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from browser_support import (  # noqa: F401 - shared with the test modules
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    HERE,
-    REPO,
-    VIEWPORT,
-    Editor,
-    Server,
-    _start,
-    free_port,
-    python_convert,
-)
+from browser_support import CHROMIUM, CHROMIUM_ARGS, HERE, REPO, VIEWPORT, Editor, Server, _start
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +25,8 @@ def loom_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def test_nodes_server(tmp_path_factory):
     """`loom serve` with the slow and failing test nodes registered, and its output cache on."""
-    server = _start(tmp_path_factory, "serve_test_nodes", [sys.executable, str(HERE / "serve_with_test_nodes.py")],
-                    cache=True)
+    command = [sys.executable, str(REPO / "tests" / "serve_with_test_nodes.py"), str(HERE / "browser_test_nodes.py")]
+    server = _start(tmp_path_factory, "serve_test_nodes", command, cache=True)
     yield server
     server.stop()
 

@@ -4,17 +4,16 @@ serving; pack routes and web folders are served; /api/nodes lists, installs and 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
+import signal
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
-from pack_helpers import REPO, node_code, write_pack
+from pack_helpers import node_code, write_pack
+
+from tests.shared_helpers import ServeProcess
 
 GOOD_PACK = '''
 from aiohttp import web
@@ -53,35 +52,15 @@ WEB_DIRECTORY = "web"
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Serve(ServeProcess):
+    """`python -m server.cli serve` with its own custom_nodes folder and a short pack import timeout."""
 
+    stop_signal = signal.SIGTERM
 
-class Serve:
     def __init__(self, tmp_path, cn_dir):
-        self.port = free_port()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-               "LOOM_CUSTOM_NODES_DIR": str(cn_dir), "LOOM_PACK_IMPORT_TIMEOUT": "2"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--data-dir",
-             str(tmp_path / "data"), "--models-dir", str(tmp_path / "models")],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
-
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "Loom is ready at" in self.text():
-                return
-            assert self.proc.poll() is None, f"loom serve exited:\n{self.text()}"
-            time.sleep(0.1)
-        raise AssertionError(f"loom serve did not get ready:\n{self.text()}")
+        super().__init__([sys.executable, "-m", "server.cli"], "--data-dir", str(tmp_path / "data"),
+                         "--models-dir", str(tmp_path / "models"),
+                         env={"LOOM_CUSTOM_NODES_DIR": str(cn_dir), "LOOM_PACK_IMPORT_TIMEOUT": "2"})
 
     def request(self, path: str, body: dict | None = None) -> tuple[int, object]:
         data = json.dumps(body).encode() if body is not None else None
@@ -98,15 +77,6 @@ class Serve:
         except ValueError:
             return status, raw.decode()
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
 
 @pytest.fixture
 def served(tmp_path):
@@ -116,7 +86,7 @@ def served(tmp_path):
     write_pack(cn_dir, "c_good", GOOD_PACK, **{"web/good__js": "console.log('good pack');\n"})
     server = Serve(tmp_path, cn_dir)
     try:
-        server.wait_ready()
+        server.wait_ready(90)
         yield server, cn_dir
     finally:
         server.stop()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from srv_helpers import LiveServer, free_port
+from srv_helpers import LiveServer
 from srv_test_nodes import make_registry
+
+from tests.shared_helpers import free_port
 
 
 @pytest.fixture(scope="session")

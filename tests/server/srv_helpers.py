@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -17,14 +13,10 @@ from pathlib import Path
 import aiohttp
 import requests
 
+from tests import shared_helpers
+from tests.shared_helpers import REPO
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- graphs -----------------------------------------------------------------------------------------
@@ -220,55 +212,9 @@ class WSClient:
 
 
 # -- `loom serve` in a subprocess -------------------------------------------------------------------
-class ServeProcess:
-    """`python serve_for_tests.py serve ...`: the real CLI, plus the test nodes."""
+class ServeProcess(shared_helpers.ServeProcess):
+    """`python tests/serve_with_test_nodes.py srv_test_nodes.py serve ...`: the real CLI, plus the test nodes."""
 
     def __init__(self, *args: str, port: int | None = None, env: dict | None = None):
-        self.port = port or free_port()
-        self.args = ["serve", "--port", str(self.port), *args]
-        self.output: list[str] = []
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                    **(env or {})}
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "serve_for_tests.py"), *self.args], cwd=REPO,
-                                     env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.output.append(line)
-
-    def text(self) -> str:
-        return "".join(self.output)
-
-    def wait_ready(self, timeout: float = 60) -> ServeProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "Loom is ready at" in self.text():
-                return self
-            if self.proc.poll() is not None:
-                raise AssertionError(f"loom serve exited with {self.proc.returncode}:\n{self.text()}")
-            time.sleep(0.05)
-        raise AssertionError(f"loom serve did not get ready:\n{self.text()}")
-
-    def wait_exit(self, timeout: float = 60) -> int:
-        rc = self.proc.wait(timeout)
-        self._reader.join(5)
-        return rc
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        super().__init__([sys.executable, str(REPO / "tests" / "serve_with_test_nodes.py"),
+                          str(HERE / "srv_test_nodes.py")], *args, port=port, env=env)

@@ -1,5 +1,5 @@
 """Test-only nodes for the server tests: a node that takes its time (progress, previews, interrupts)
-and a node that fails. Registered into the registry by the tests (and by serve_for_tests.py)."""
+and a node that fails. Registered into the registry by the tests (and by tests/serve_with_test_nodes.py)."""
 
 from __future__ import annotations
 

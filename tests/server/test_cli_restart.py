@@ -8,7 +8,9 @@ import sys
 import time
 
 import requests
-from srv_helpers import REPO, ServeProcess, free_port, image_graph, sleep_graph, wait_history
+from srv_helpers import REPO, ServeProcess, image_graph, sleep_graph, wait_history
+
+from tests.shared_helpers import free_port
 
 
 def loom(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -6,17 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from workflow_builders import (  # noqa: F401 - shared with the test modules
-    DATA,
-    SAMPLERS,
-    SCHEDULERS,
-    GraphBuilder,
-    SubgraphBuilder,
-    WorkflowBuilder,
-    _node,
-    load_data,
-    make_object_info,
-)
+from workflow_builders import make_object_info
 
 
 @pytest.fixture

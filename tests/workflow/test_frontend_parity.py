@@ -20,21 +20,26 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import threading
 from pathlib import Path
 
 import pytest
-from test_subgraphs import encode_workflow, instance, nested_workflow
-from test_ui_to_api import _image_chain
-from workflow_builders import SubgraphBuilder, WorkflowBuilder, load_data, make_object_info
+from workflow_builders import (
+    BYPASS,
+    MUTE,
+    SubgraphBuilder,
+    WorkflowBuilder,
+    compressed_instance_workflow,
+    encode_workflow,
+    image_chain,
+    instance,
+    load_data,
+    make_object_info,
+    nested_workflow,
+)
 
 from engine.workflow import convert_ui_to_api
-
-MUTE, BYPASS = 2, 4
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--disable-quic"]
+from tests.shared_helpers import CHROMIUM, CHROMIUM_ARGS, free_port
 
 
 def _static_dir() -> Path | None:
@@ -85,15 +90,13 @@ def frontend():
     if not shutil.which(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed")
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     started, box = threading.Event(), {}
     thread = threading.Thread(target=_serve, args=(static, make_object_info(), port, started, box), daemon=True)
     thread.start()
     assert started.wait(30), "the stub server did not start"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{port}/")
         page.wait_for_function("window.app && window.app.graph && Array.isArray(window.app.graph.nodes)",
@@ -118,13 +121,13 @@ def case_default():
 
 def case_mute():
     wf = WorkflowBuilder()
-    _image_chain(wf, [MUTE])
+    image_chain(wf, [MUTE])
     return wf.build()
 
 
 def case_bypass_chain():
     wf = WorkflowBuilder()
-    _image_chain(wf, [BYPASS, 0, BYPASS, BYPASS])
+    image_chain(wf, [BYPASS, 0, BYPASS, BYPASS])
     return wf.build()
 
 
@@ -176,7 +179,7 @@ def case_reroutes():
 
 def case_native_reroutes():
     wf = WorkflowBuilder(version=1)
-    _image_chain(wf, [0])
+    image_chain(wf, [0])
     data = wf.build(reroutes=[{"id": 1, "pos": [10, 10], "linkIds": [2]}])
     data["links"][1]["parentId"] = 1
     return data
@@ -252,21 +255,7 @@ def case_defaults_and_short_values():
 
 
 def case_compressed_instance():
-    sg = SubgraphBuilder("Sampler", inputs=[("text", "STRING"), ("clip", "CLIP"), ("seed", "INT")],
-                         outputs=[("CONDITIONING", "CONDITIONING")], first_id=50)
-    enc = sg.node("CLIPTextEncode", inputs=[("clip", "CLIP"), ("text", "STRING", "text")],
-                  outputs=["CONDITIONING"], widgets=[""])
-    ks = sg.node("KSampler", inputs=[("seed", "INT", "seed")], outputs=["LATENT"],
-                 widgets=[0, "randomize", 20, 8, "euler", "simple", 1])
-    sg.link(-10, 0, enc, "text")
-    sg.link(-10, 1, enc, "clip")
-    sg.link(-10, 2, ks, "seed")
-    sg.link(enc, 0, -20, 0)
-    wf = WorkflowBuilder(version=0.4)
-    wf.subgraphs.append(sg.build())
-    ckpt = wf.node("CheckpointLoaderSimple", outputs=["MODEL", "CLIP", "VAE"], widgets=["model.safetensors"])
-    inst = wf.node(sg.id, inputs=[("clip", "CLIP")], outputs=["CONDITIONING"], widgets=["a red fox", 77])
-    wf.link(ckpt, 1, inst, 0)
+    wf, _, _ = compressed_instance_workflow()
     return wf.build()
 
 

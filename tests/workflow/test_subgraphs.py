@@ -3,47 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from workflow_builders import SubgraphBuilder, WorkflowBuilder
+from workflow_builders import (
+    BYPASS,
+    MUTE,
+    SubgraphBuilder,
+    WorkflowBuilder,
+    compressed_instance_workflow,
+    encode_workflow,
+    instance,
+    nested_workflow,
+)
 
 from engine.workflow import WorkflowError, convert_ui_to_api
-
-MUTE, BYPASS = 2, 4
-
-
-def encode_subgraph() -> SubgraphBuilder:
-    """(clip, text) -> CLIPTextEncode -> CONDITIONING, with `text` promoted."""
-    sg = SubgraphBuilder("Encode", inputs=[("clip", "CLIP"), ("text", "STRING")],
-                         outputs=[("CONDITIONING", "CONDITIONING")], first_id=50)
-    enc = sg.node("CLIPTextEncode", inputs=[("clip", "CLIP"), ("text", "STRING", "text")],
-                  outputs=["CONDITIONING"], widgets=["inner default"])
-    sg.link(-10, 0, enc, "clip")
-    sg.link(-10, 1, enc, "text")
-    sg.link(enc, 0, -20, 0)
-    return sg
-
-
-def instance(wf: WorkflowBuilder, sg: SubgraphBuilder, widgets=None, promoted=(), mode=0, **extra) -> dict:
-    inputs = [(i["name"], i["type"], i["name"]) if i["name"] in promoted else (i["name"], i["type"])
-              for i in sg.inputs]
-    return wf.node(sg.id, inputs=inputs, outputs=[o["type"] for o in sg.outputs], widgets=widgets, mode=mode,
-                   **extra)
-
-
-def encode_workflow(version=1, n_instances=1, values=("a cat",)):
-    wf = WorkflowBuilder(version=version)
-    sg = encode_subgraph()
-    wf.subgraphs.append(sg.build())
-    ckpt = wf.node("CheckpointLoaderSimple", outputs=["MODEL", "CLIP", "VAE"], widgets=["model.safetensors"])
-    ks = wf.node("KSampler", inputs=[("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
-                 outputs=["LATENT"], widgets=[1, "fixed", 20, 7.0, "euler", "normal", 1.0])
-    wf.link(ckpt, 0, ks, 0)
-    instances = []
-    for k in range(n_instances):
-        inst = instance(wf, sg, widgets=[values[k]], promoted=("text",))
-        wf.link(ckpt, 1, inst, 0)
-        wf.link(inst, 0, ks, 1 + k)
-        instances.append(inst)
-    return wf, ckpt, ks, instances
 
 
 @pytest.mark.parametrize("version", [1, 0.4])
@@ -118,40 +89,6 @@ def test_legacy_proxy_widgets(object_info):
     result = convert_ui_to_api(wf.build(), object_info)
     assert result.prompt[f"{inst['id']}:50"]["inputs"] == {"width": 640, "height": 832, "batch_size": 1}
     assert any("could not be traced" in w for w in result.warnings)
-
-
-def nested_workflow():
-    """LoadImage -> [Outer: [Inner: ImageScale(width promoted)] -> ImageInvert] -> SaveImage."""
-    inner = SubgraphBuilder("Inner", inputs=[("image", "IMAGE"), ("width", "INT")], outputs=[("IMAGE", "IMAGE")],
-                            first_id=61)
-    scale = inner.node("ImageScale", inputs=[("image", "IMAGE"), ("width", "INT", "width")], outputs=["IMAGE"],
-                       widgets=["bilinear", 100, 200, "disabled"])
-    inner.link(-10, 0, scale, "image")
-    inner.link(-10, 1, scale, "width")
-    inner.link(scale, 0, -20, 0)
-
-    outer = SubgraphBuilder("Outer", inputs=[("image", "IMAGE"), ("width", "INT")], outputs=[("IMAGE", "IMAGE")])
-    outer._ids = iter(range(5, 100))
-    nested = outer.node(inner.id, inputs=[("image", "IMAGE"), ("width", "INT", "width")], outputs=["IMAGE"],
-                        widgets=[111])
-    inv = outer.node("ImageInvert", inputs=[("image", "IMAGE")], outputs=["IMAGE"])
-    outer.link(-10, 0, nested, 0)
-    outer.link(-10, 1, nested, 1)
-    outer.link(nested, 0, inv, 0)
-    outer.link(inv, 0, -20, 0)
-
-    wf = WorkflowBuilder(version=1)
-    outer_def = outer.build()
-    outer_def["definitions"] = {"subgraphs": [inner.build()]}  # nested definitions are found too
-    wf.subgraphs.append(outer_def)
-    load = wf.node("LoadImage", outputs=["IMAGE", "MASK"], widgets=["cat.png", "image"])
-    wf._ids = iter(range(20, 100))
-    inst = wf.node(outer.id, inputs=[("image", "IMAGE"), ("width", "INT", "width")], outputs=["IMAGE"],
-                   widgets=[300])
-    save = wf.node("SaveImage", inputs=[("images", "IMAGE")], widgets=["out"])
-    wf.link(load, 0, inst, 0)
-    wf.link(inst, 0, save, 0)
-    return wf, load, inst, save
 
 
 def test_nested_subgraphs_flatten_to_paths_and_carry_promoted_values(object_info):
@@ -268,21 +205,7 @@ def test_subgraph_definition_without_id_is_an_error(object_info):
 
 def test_saved_instance_without_its_unlinked_promoted_sockets(object_info):
     """Saves drop unlinked widget sockets from the instance; promotion comes from the definition."""
-    sg = SubgraphBuilder("Sampler", inputs=[("text", "STRING"), ("clip", "CLIP"), ("seed", "INT")],
-                         outputs=[("CONDITIONING", "CONDITIONING")], first_id=50)
-    enc = sg.node("CLIPTextEncode", inputs=[("clip", "CLIP"), ("text", "STRING", "text")],
-                  outputs=["CONDITIONING"], widgets=[""])
-    ks = sg.node("KSampler", inputs=[("seed", "INT", "seed")], outputs=["LATENT"],
-                 widgets=[0, "randomize", 20, 8, "euler", "simple", 1])
-    sg.link(-10, 0, enc, "text")
-    sg.link(-10, 1, enc, "clip")
-    sg.link(-10, 2, ks, "seed")
-    sg.link(enc, 0, -20, 0)
-    wf = WorkflowBuilder(version=0.4)
-    wf.subgraphs.append(sg.build())
-    ckpt = wf.node("CheckpointLoaderSimple", outputs=["MODEL", "CLIP", "VAE"], widgets=["model.safetensors"])
-    inst = wf.node(sg.id, inputs=[("clip", "CLIP")], outputs=["CONDITIONING"], widgets=["a red fox", 77])
-    wf.link(ckpt, 1, inst, 0)
+    wf, ckpt, inst = compressed_instance_workflow()
     result = convert_ui_to_api(wf.build(), object_info)
     assert result.prompt[f"{inst['id']}:50"]["inputs"] == {"text": "a red fox", "clip": [str(ckpt["id"]), 1]}
     assert result.prompt[f"{inst['id']}:51"]["inputs"]["seed"] == 77

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from workflow_builders import WorkflowBuilder, load_data
+from workflow_builders import BYPASS, MUTE, WorkflowBuilder, image_chain, load_data
 
 from engine.workflow import WorkflowError, convert_ui_to_api
-
-MUTE, BYPASS = 2, 4
 
 
 def convert(wf: dict, object_info: dict):
@@ -39,24 +37,9 @@ def test_default_workflow_converts_to_the_known_api_prompt(object_info):
     }
 
 
-def _image_chain(wf: WorkflowBuilder, middle_modes: list[int]):
-    """LoadImage -> ImageInvert x N -> SaveImage."""
-    load = wf.node("LoadImage", outputs=["IMAGE", "MASK"], widgets=["cat.png", "image"])
-    prev = load
-    middles = []
-    for mode in middle_modes:
-        node = wf.node("ImageInvert", inputs=[("image", "IMAGE")], outputs=["IMAGE"], mode=mode)
-        wf.link(prev, 0, node, 0)
-        middles.append(node)
-        prev = node
-    save = wf.node("SaveImage", inputs=[("images", "IMAGE")], widgets=["out"])
-    wf.link(prev, 0, save, 0)
-    return load, middles, save
-
-
 def test_muted_node_is_left_out_and_its_consumer_loses_the_link(object_info):
     wf = WorkflowBuilder()
-    load, (inv,), save = _image_chain(wf, [MUTE])
+    load, (inv,), save = image_chain(wf, [MUTE])
     prompt = convert(wf.build(), object_info).prompt
     assert str(inv["id"]) not in prompt
     assert prompt[str(save["id"])]["inputs"] == {"filename_prefix": "out"}
@@ -64,7 +47,7 @@ def test_muted_node_is_left_out_and_its_consumer_loses_the_link(object_info):
 
 def test_bypass_chain_passes_the_input_through(object_info):
     wf = WorkflowBuilder()
-    load, middles, save = _image_chain(wf, [BYPASS, 0, BYPASS, BYPASS])
+    load, middles, save = image_chain(wf, [BYPASS, 0, BYPASS, BYPASS])
     prompt = convert(wf.build(), object_info).prompt
     kept = middles[1]
     assert set(prompt) == {str(load["id"]), str(kept["id"]), str(save["id"])}
@@ -150,7 +133,7 @@ def test_unconnected_reroute_gives_nothing(object_info):
 
 def test_native_reroutes_of_version_1_keep_the_real_link(object_info):
     wf = WorkflowBuilder(version=1)
-    load, _, save = _image_chain(wf, [])
+    load, _, save = image_chain(wf, [])
     data = wf.build(reroutes=[{"id": 1, "pos": [10, 10], "linkIds": [1]},
                               {"id": 2, "parentId": 1, "pos": [20, 10], "linkIds": [1]}])
     data["links"][0]["parentId"] = 2
@@ -346,7 +329,7 @@ def test_dangling_link_id_is_reported(object_info):
 
 def test_null_and_malformed_links_are_skipped_with_a_warning(object_info):
     wf = WorkflowBuilder()
-    _image_chain(wf, [])
+    image_chain(wf, [])
     data = wf.build()
     data["links"] += [None, [7, "x"]]
     result = convert(data, object_info)
@@ -364,7 +347,7 @@ def test_null_and_malformed_links_are_skipped_with_a_warning(object_info):
 ])
 def test_malformed_workflows_raise_clear_errors(object_info, mutate, message):
     wf = WorkflowBuilder()
-    _image_chain(wf, [])
+    image_chain(wf, [])
     data = wf.build()
     mutate(data)
     with pytest.raises(WorkflowError, match=message):
@@ -373,7 +356,7 @@ def test_malformed_workflows_raise_clear_errors(object_info, mutate, message):
 
 def test_version_1_links_as_objects(object_info):
     wf = WorkflowBuilder(version=1)
-    load, (inv,), save = _image_chain(wf, [0])
+    load, (inv,), save = image_chain(wf, [0])
     prompt = convert(wf.build(), object_info).prompt
     assert prompt[str(inv["id"])]["inputs"] == {"image": [str(load["id"]), 0]}
     assert prompt[str(save["id"])]["inputs"] == {"filename_prefix": "out", "images": [str(inv["id"]), 0]}
