@@ -31,21 +31,36 @@ FACTORS: dict[str, tuple[tuple, tuple | None]] = {SDXL: (_SDXL_FACTORS, _SDXL_BI
 DEFAULT_FACTORS = (_SD_FACTORS, None)
 
 
+_factor_tensors: dict[tuple[str, torch.device], tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+
+def _factors_on(family: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The factors as tensors on `device`, made once: a fresh host-to-GPU copy every step would make
+    the sampling loop wait for the GPU."""
+    key = (family if family in FACTORS else "", device)
+    cached = _factor_tensors.get(key)
+    if cached is None:
+        factors, bias = FACTORS.get(family, DEFAULT_FACTORS)
+        cached = (torch.tensor(factors, dtype=torch.float32, device=device),
+                  None if bias is None else torch.tensor(bias, dtype=torch.float32, device=device))
+        _factor_tensors[key] = cached
+    return cached
+
+
 def latent_rgb(latent: torch.Tensor, family: str) -> torch.Tensor:
     """The first image of a [B, 4, h, w] model-space latent as RGB uint8 [h, w, 3], on its device."""
-    factors, bias = FACTORS.get(family, DEFAULT_FACTORS)
+    weight, bias = _factors_on(family, latent.device)   # [C, 3], [3]
     first = latent[0].float()
-    if first.shape[0] != len(factors):
-        raise ValueError(f"latent2rgb for {family!r} expects {len(factors)} latent channels, got {first.shape[0]}")
-    weight = torch.tensor(factors, dtype=first.dtype, device=first.device)        # [C, 3]
+    if first.shape[0] != weight.shape[0]:
+        raise ValueError(f"latent2rgb for {family!r} expects {weight.shape[0]} latent channels, got {first.shape[0]}")
     rgb = torch.einsum("chw,cr->hwr", first, weight)
     if bias is not None:
-        rgb = rgb + torch.tensor(bias, dtype=first.dtype, device=first.device)
+        rgb = rgb + bias
     return ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
 
 
 def _to_image(pixels: torch.Tensor, max_size: int | None = None) -> Image.Image:
-    image = Image.fromarray(pixels.numpy(), mode="RGB")
+    image = Image.fromarray(pixels.numpy().copy(), mode="RGB")  # the buffer is reused for the next preview
     limit = max_size or settings.preview_max_size
     if max(image.size) > limit:
         image.thumbnail((limit, limit), Image.Resampling.BILINEAR)
@@ -63,10 +78,13 @@ class _Pending:
     def __init__(self) -> None:
         self.buffer: torch.Tensor | None = None
         self.event = None
+        self._pinned: torch.Tensor | None = None   # one page-locked buffer for the whole run
 
     def submit(self, pixels: torch.Tensor) -> None:
         if pixels.device.type == "cuda":
-            self.buffer = torch.empty(pixels.shape, dtype=pixels.dtype, pin_memory=True)
+            if self._pinned is None or self._pinned.shape != pixels.shape:
+                self._pinned = torch.empty(pixels.shape, dtype=pixels.dtype, pin_memory=True)
+            self.buffer = self._pinned
             self.buffer.copy_(pixels, non_blocking=True)
             self.event = torch.cuda.Event()
             self.event.record()
