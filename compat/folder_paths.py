@@ -24,11 +24,10 @@ from nodes import paths as _paths
 
 supported_pt_extensions: set[str] = set(_paths.SUPPORTED_PT_EXTENSIONS)
 base_path = str(_paths.REPO_ROOT)
-_LEGACY = {"unet": "diffusion_models", "clip": "text_encoders"}
 
 
 def map_legacy(folder_name: str) -> str:
-    return _LEGACY.get(folder_name, folder_name)
+    return _paths.LEGACY_NAMES.get(folder_name, folder_name)
 
 
 class _FolderMap(dict):

@@ -6,16 +6,10 @@ from __future__ import annotations
 
 import torch
 
-from nodes.builtin.resize import (
-    CROP_METHODS,
-    IMAGE_METHODS,
-    match_channels,
-    repeat_to_batch,
-    resize_mask,
-    upscale_image,
-)
+from nodes.builtin.resize import CROP_METHODS, IMAGE_METHODS, match_channels, resize_mask, upscale_image
 from nodes.builtin.values import check_image, check_mask
 from nodes.interface import MAX_RESOLUTION
+from nodes.tensor_ops import repeat_to_batch
 
 
 def _int(default: int, lo: int, hi: int = MAX_RESOLUTION, step: int = 1, **extra) -> tuple:

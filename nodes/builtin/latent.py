@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from nodes.builtin.resize import CROP_METHODS, LATENT_METHODS, common_upscale, repeat_to_batch
+from nodes.builtin.resize import CROP_METHODS, LATENT_METHODS, common_upscale
 from nodes.builtin.values import check_latent, check_mask
 from nodes.interface import MAX_RESOLUTION
+from nodes.tensor_ops import edge_ramp, repeat_to_batch
 
 LATENT_CHANNELS = 4
 LATENT_FACTOR = 8
@@ -90,14 +91,6 @@ class LatentUpscaleBy:
         return (out,)
 
 
-def _edge_ramp(size: int, feather: int, active: bool) -> torch.Tensor:
-    ramp = torch.ones(size)
-    if active:
-        n = min(feather, size)
-        ramp[:n] = (torch.arange(n, dtype=torch.float32) + 1) / feather
-    return ramp
-
-
 class LatentComposite:
     @classmethod
     def INPUT_TYPES(cls):
@@ -123,8 +116,8 @@ class LatentComposite:
                 target[...] = src
             else:
                 # Fade only the edges that lie inside samples_to, as ComfyUI does.
-                rows = _edge_ramp(h, feather, y != 0) * _edge_ramp(h, feather, y + h < th).flip(0)
-                cols = _edge_ramp(w, feather, x != 0) * _edge_ramp(w, feather, x + w < tw).flip(0)
+                rows = edge_ramp(h, feather if y != 0 else 0) * edge_ramp(h, feather if y + h < th else 0).flip(0)
+                cols = edge_ramp(w, feather if x != 0 else 0) * edge_ramp(w, feather if x + w < tw else 0).flip(0)
                 m = rows[:, None] * cols[None, :]
                 target[...] = src * m + target * (1 - m)
         out = dict(to)

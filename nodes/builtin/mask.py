@@ -13,6 +13,7 @@ from nodes.builtin.image import input_image_hash, resolve_input_image, validate_
 from nodes.builtin.values import check_image, check_mask
 from nodes.image_files import load_image_channel
 from nodes.interface import MAX_RESOLUTION
+from nodes.tensor_ops import edge_ramp, repeat_to_batch
 
 CHANNELS = ["alpha", "red", "green", "blue"]
 
@@ -101,26 +102,13 @@ class MaskComposite:
         dest = check_mask(destination, "MaskComposite", "destination")
         src = check_mask(source, "MaskComposite", "source")
         batch = max(dest.shape[0], src.shape[0])
-        out = repeat_to_batch_mask(dest, batch).clone()
-        src = repeat_to_batch_mask(src, batch)
+        out = repeat_to_batch(dest, batch).clone()
+        src = repeat_to_batch(src, batch)
         bottom, right = min(y + src.shape[1], out.shape[1]), min(x + src.shape[2], out.shape[2])
         if bottom > y and right > x:
             region = out[:, y:bottom, x:right]
             out[:, y:bottom, x:right] = MASK_OPERATIONS[operation](region, src[:, :bottom - y, :right - x])
         return (out.clamp(0.0, 1.0),)
-
-
-def repeat_to_batch_mask(mask: torch.Tensor, batch: int) -> torch.Tensor:
-    return mask if mask.shape[0] == batch else mask.repeat(-(-batch // mask.shape[0]), 1, 1)[:batch]
-
-
-def _ramp(size: int, width: int) -> torch.Tensor:
-    """1..n/width over the first `width` entries, 1 after: the fade in from one edge."""
-    ramp = torch.ones(size)
-    if width > 0:
-        n = min(width, size)
-        ramp[:n] = (torch.arange(n, dtype=torch.float32) + 1) / width
-    return ramp
 
 
 class FeatherMask:
@@ -137,8 +125,8 @@ class FeatherMask:
         mask = check_mask(mask, "FeatherMask")
         h, w = mask.shape[1:]
         left, right, top, bottom = min(left, w), min(right, w), min(top, h), min(bottom, h)
-        cols = _ramp(w, left) * _ramp(w, right).flip(0)
-        rows = _ramp(h, top) * _ramp(h, bottom).flip(0)
+        cols = edge_ramp(w, left) * edge_ramp(w, right).flip(0)
+        rows = edge_ramp(h, top) * edge_ramp(h, bottom).flip(0)
         return (mask * rows[:, None] * cols[None, :],)
 
 

@@ -8,8 +8,6 @@ of the channel vectors, which keeps latent norms where linear mixing would shrin
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -118,16 +116,6 @@ def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
     if mask.shape[-2:] != (height, width):
         mask = F.interpolate(mask, size=(height, width), mode="bilinear")
     return mask[:, 0]
-
-
-def repeat_to_batch(tensor: torch.Tensor, batch: int) -> torch.Tensor:
-    """Repeat (or cut) along dim 0 to exactly `batch` entries."""
-    if tensor.shape[0] == batch:
-        return tensor
-    if tensor.shape[0] > batch:
-        return tensor[:batch]
-    reps = math.ceil(batch / tensor.shape[0])
-    return tensor.repeat((reps,) + (1,) * (tensor.ndim - 1))[:batch]
 
 
 def match_channels(image: torch.Tensor, channels: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from nodes.diffusion.sampling.schedule import NoiseSchedule
 from nodes.diffusion.types import SDXL_REFINER, ControlApplication
+from nodes.tensor_ops import repeat_to_batch
 
 POSITIVE, NEGATIVE = 0, 1
 
@@ -48,15 +49,6 @@ class CondEntry:
 
     def active(self, sigma: float) -> bool:
         return self.sigma_end <= sigma <= self.sigma_start
-
-
-def repeat_to_batch(t: torch.Tensor, batch: int) -> torch.Tensor:
-    if t.shape[0] == batch:
-        return t
-    if t.shape[0] > batch:
-        return t[:batch]
-    reps = math.ceil(batch / t.shape[0])
-    return t.repeat((reps,) + (1,) * (t.ndim - 1))[:batch]
 
 
 def _resolve_area(area: Any, h: int, w: int, cells_per_unit: float) -> tuple[int, int, int, int]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nodes.diffusion.sampling.conditioning import repeat_to_batch
 from nodes.diffusion.sampling.schedule import NoiseSchedule
 from nodes.diffusion.types import ControlApplication
+from nodes.tensor_ops import repeat_to_batch
 
 
 def chain(app: ControlApplication | None) -> list[ControlApplication]:

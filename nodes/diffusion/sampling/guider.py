@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 import torch
 
-from nodes.diffusion.sampling.conditioning import NEGATIVE, POSITIVE, CondEntry, repeat_to_batch
+from nodes.diffusion.sampling.conditioning import NEGATIVE, POSITIVE, CondEntry
 from nodes.diffusion.sampling.controlnet import ControlRunner
 from nodes.diffusion.sampling.schedule import NoiseSchedule
+from nodes.tensor_ops import repeat_to_batch
 
 UNetCall = Callable[..., torch.Tensor]   # (sample, timestep, encoder_hidden_states, **kwargs) -> eps/v
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from nodes.diffusion.sampling import fast
 from nodes.diffusion.sampling.base import SamplerRun
-from nodes.diffusion.sampling.conditioning import ConditionContext, prepare_entries, repeat_to_batch
+from nodes.diffusion.sampling.conditioning import ConditionContext, prepare_entries
 from nodes.diffusion.sampling.controlnet import ControlRunner
 from nodes.diffusion.sampling.guider import CFGDenoiser
 from nodes.diffusion.sampling.noise import prepare_noise
@@ -24,6 +24,7 @@ from nodes.diffusion.sampling.samplers import Sampler, get_sampler
 from nodes.diffusion.sampling.schedule import NoiseSchedule, latent_downscale, latent_scale
 from nodes.diffusion.sampling.schedulers import calculate_sigmas
 from nodes.diffusion.types import ModelRef
+from nodes.tensor_ops import repeat_to_batch
 
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor, int], None]   # (step, x, denoised, total)
 
