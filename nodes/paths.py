@@ -7,9 +7,11 @@ adds folders people already have.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,6 +259,26 @@ def list_input_images() -> list[str]:
         if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:
             out.append(p.relative_to(root).as_posix())
     return sorted(out, key=str.lower)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` under a hidden temporary name in the same folder, then rename it over `path`:
+    readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def get_save_image_path(filename_prefix: str, output_dir: Path, width: int = 0, height: int = 0

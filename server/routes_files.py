@@ -43,14 +43,6 @@ def resolve(kind: str, subfolder: str, filename: str) -> Path:
         raise ApiError(403, f"refused: {e}", "forbidden_path") from None
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def place_file(tmp: Path, root_kind: str, subfolder: str, filename: str, digest: str, overwrite: bool) -> str:
     """Move an uploaded temp file into place; returns the name it ended up with."""
     target = resolve(root_kind, subfolder, filename)
@@ -64,7 +56,7 @@ def place_file(tmp: Path, root_kind: str, subfolder: str, filename: str, digest:
     try:
         while True:
             if target.exists():
-                if target.is_file() and target.stat().st_size == size and _file_digest(target) == digest:
+                if target.is_file() and target.stat().st_size == size and paths.file_sha256(target) == digest:
                     return name  # this very file is already here
             else:
                 try:
@@ -142,19 +134,18 @@ async def read_upload(request: web.Request, file_field: str, limit: int) -> Uplo
 
 def _merge_mask(original: Path, mask_file: Path, out: Path) -> None:
     from PIL import Image
-    from PIL.PngImagePlugin import PngInfo
+
+    from nodes.image_files import save_png
 
     with Image.open(original) as orig:
-        info = PngInfo()
-        for key, value in getattr(orig, "text", {}).items():
-            info.add_text(key, value)
+        text = dict(getattr(orig, "text", {}))
         merged = orig.convert("RGBA")
     with Image.open(mask_file) as mask:
         alpha = mask.convert("RGBA").getchannel("A")
     if alpha.size != merged.size:
         alpha = alpha.resize(merged.size)
     merged.putalpha(alpha)
-    merged.save(out, format="PNG", compress_level=4, pnginfo=info)
+    save_png(merged, out, text)
 
 
 def _render_view(path: Path, channel: str | None, preview: str | None) -> tuple[bytes, str]:
@@ -246,7 +237,7 @@ def add_routes(r: Routes, ctx: ServerContext) -> None:
                     merged.unlink(missing_ok=True)
                     raise ApiError(400, f"could not apply the mask: {e}", "invalid_upload") from None
                 up.tmp.unlink(missing_ok=True)
-                up.tmp, up.digest = merged, await asyncio.to_thread(_file_digest, merged)
+                up.tmp, up.digest = merged, await asyncio.to_thread(paths.file_sha256, merged)
             name = await asyncio.to_thread(place_file, up.tmp, kind, subfolder, filename, up.digest, overwrite)
         finally:
             up.discard()

@@ -12,13 +12,13 @@ import json
 import mimetypes
 import os
 import re
-import tempfile
 import uuid
 from pathlib import Path
 
 from aiohttp import web
 
 from nodes import paths
+from nodes.paths import atomic_write
 from server.context import ServerContext
 from server.http_util import ApiError, Routes, query_bool, read_json
 from server.routes_files import DANGEROUS_TYPES
@@ -26,18 +26,6 @@ from server.routes_files import DANGEROUS_TYPES
 DEFAULT_USER = "default"
 SETTINGS_FILE = "comfy.settings.json"
 USER_FOLDERS = ("workflows", "subgraphs")
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def file_info(path: Path, root: Path) -> dict:

@@ -7,7 +7,6 @@ Files are addressed like ComfyUI: a combo value is a path relative to the input 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
@@ -52,11 +51,7 @@ def input_image_hash(image: str) -> str:
         path = resolve_input_image(image)
     except (ValueError, FileNotFoundError):
         return f"missing:{image}"
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return paths.file_sha256(path)
 
 
 class LoadImage:

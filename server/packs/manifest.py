@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from nodes.custom_loader import MANIFEST_NAME
+from nodes.paths import atomic_write
 
 VERSION = 1
 
@@ -50,11 +49,7 @@ def read(custom_nodes_dir: Path) -> dict[str, dict]:
 
 def _write(custom_nodes_dir: Path, packs: dict[str, dict]) -> None:
     path = manifest_path(custom_nodes_dir)
-    fd, tmp = tempfile.mkstemp(dir=custom_nodes_dir, prefix=".loom-packs.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"version": VERSION, "packs": packs}, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, (json.dumps({"version": VERSION, "packs": packs}, indent=2, sort_keys=True) + "\n").encode())
 
 
 @contextlib.contextmanager
