@@ -11,9 +11,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from engine import events as ev
@@ -21,7 +19,8 @@ from engine.cache import KeyInterner, LRUCache, OutputCache
 from engine.events import Event, EventSink
 from engine.graph import DependencyCycleError, DuplicateNodeError, DynamicPrompt, ExecutionList
 from engine.progress import ProgressTracker
-from engine.results import first_blocker, format_inputs, merge_results
+from engine.results import first_blocker, merge_results
+from engine.run_report import RunResult, blocked_error, interrupted, node_error
 from engine.signature import KeyBuilder, unwrap_constant
 from nodes import context
 from nodes.graph_builder import GraphBuilder
@@ -29,26 +28,6 @@ from nodes.interface import ExecutionBlocker, NodeDef, is_link
 from nodes.registry import NodeRegistry
 
 log = logging.getLogger("loom.engine")
-
-
-@dataclass(repr=False)  # asyncio reprs a task's result at teardown; keep that O(1)
-class RunResult:
-    prompt_id: str
-    status: str                                   # "success" | "error" | "interrupted"
-    outputs: dict[str, dict] = field(default_factory=dict)     # display node id -> ui dict
-    messages: list[tuple[str, dict]] = field(default_factory=list)
-    meta: dict[str, dict] = field(default_factory=dict)
-    executed: list[str] = field(default_factory=list)
-    cached: list[str] = field(default_factory=list)
-    error: dict | None = None
-
-    def __repr__(self) -> str:
-        return f"RunResult({self.prompt_id!r}, {self.status!r}, {len(self.executed)} executed)"
-
-    @property
-    def status_str(self) -> str:
-        """The dialect's history status string (an interrupt counts as an error there)."""
-        return "success" if self.status == "success" else "error"
 
 
 class _NodeFailed(Exception):
@@ -365,11 +344,9 @@ class _Run:
         """A blocker with a message is reported once, at the first node it stops; after that it is silent."""
         if blocker.message is not None and id(blocker) not in self.blocker_reported:
             self.blocker_reported.add(id(blocker))
-            self.emit(Event(ev.EXECUTION_ERROR, {
-                "prompt_id": self.prompt_id, "node_id": self.display_id(node_id),
-                "node_type": self.dynprompt.get_node(node_id)["class_type"], "executed": list(self.executed),
-                "exception_message": blocker.message, "exception_type": "ExecutionBlocked", "traceback": [],
-                "current_inputs": {}, "current_outputs": [], "timestamp": ev.timestamp_ms()}))
+            self.emit(Event(ev.EXECUTION_ERROR, blocked_error(
+                self.prompt_id, self.display_id(node_id), self.dynprompt.get_node(node_id)["class_type"],
+                self.executed, blocker.message)))
 
     # -- expansion --------------------------------------------------------------------------------
     def _expand(self, node_id: str, node_def: NodeDef, results: list) -> str:
@@ -435,9 +412,8 @@ class _Run:
         if node_id is not None and self.dynprompt.has_node(node_id):
             node_type = self.dynprompt.get_node(node_id)["class_type"]
             self.progress.fail(node_id)
-        self._message(result, ev.EXECUTION_INTERRUPTED, {
-            "prompt_id": self.prompt_id, "node_id": node_id and self.display_id(node_id), "node_type": node_type,
-            "executed": list(self.executed), "timestamp": ev.timestamp_ms()})
+        self._message(result, ev.EXECUTION_INTERRUPTED, interrupted(
+            self.prompt_id, node_id and self.display_id(node_id), node_type, self.executed))
         return result
 
     def _fail(self, result: RunResult, node_id: str, error: BaseException) -> RunResult:
@@ -447,15 +423,9 @@ class _Run:
         if self.dynprompt.has_node(node_id):
             node_type = self.dynprompt.get_node(node_id)["class_type"]
             self.progress.fail(node_id)
-        tb = traceback.format_exception(error)
-        data = {
-            "prompt_id": self.prompt_id, "node_id": self.display_id(node_id) if node_type else node_id,
-            "node_type": node_type, "executed": list(self.executed),
-            "exception_message": str(error) or type(error).__name__,
-            "exception_type": f"{type(error).__module__}.{type(error).__qualname__}",
-            "traceback": tb, "current_inputs": format_inputs(getattr(self, "_current_inputs", {})),
-            "current_outputs": [n for n in self.values if n in self.executed_set],
-            "timestamp": ev.timestamp_ms()}
+        data = node_error(self.prompt_id, self.display_id(node_id) if node_type else node_id, node_type,
+                          self.executed, error, getattr(self, "_current_inputs", {}),
+                          [n for n in self.values if n in self.executed_set])
         result.error = data
         self._message(result, ev.EXECUTION_ERROR, data)
         return result
