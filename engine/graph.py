@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
 import networkx as nx
 
@@ -238,13 +237,5 @@ class ExecutionList:
             self.block_count[consumer] -= 1
             self._maybe_ready(consumer)
 
-    def has_external_blocks(self) -> bool:
-        return any(count > 0 for count in self.external_blocks.values())
-
     def stuck_nodes(self) -> list[str]:
         return sorted(self.pending)
-
-
-def link_sources(inputs: dict[str, Any]) -> list[tuple[str, str, int]]:
-    """(input name, source node, output index) for every link among `inputs`."""
-    return [(name, v[0], int(v[1])) for name, v in inputs.items() if is_link(v)]

@@ -124,11 +124,3 @@ class PromptQueue:
     def is_queued(self, prompt_id: str) -> bool:
         with self._cond:
             return prompt_id in self._items or prompt_id in self._running
-
-    def is_pending(self, prompt_id: str) -> bool:
-        with self._cond:
-            return prompt_id in self._items
-
-    def running_ids(self) -> list[str]:
-        with self._cond:
-            return list(self._running)

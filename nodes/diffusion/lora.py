@@ -178,17 +178,3 @@ def _evict(module: Any, state: OrderedDict[str, bool], keep: set[str]) -> None:
                 module.delete_adapters(victim)
             else:
                 delete_adapter_layers(module, victim)
-
-
-def remove_all(module: Any) -> None:
-    """Delete every adapter Loom injected into `module`."""
-    from diffusers.utils.peft_utils import delete_adapter_layers
-
-    state = getattr(module, _STATE_ATTR, None) or {}
-    for name, has_weights in list(state.items()):
-        if has_weights:
-            if hasattr(module, "delete_adapters"):
-                module.delete_adapters(name)
-            else:
-                delete_adapter_layers(module, name)
-    setattr(module, _STATE_ATTR, OrderedDict())

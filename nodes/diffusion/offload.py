@@ -54,7 +54,3 @@ def detach(root: Any) -> None:
             for handle in handles:
                 handle.remove()
             setattr(module, _HOOK_ATTR, None)
-
-
-def is_attached(root: Any) -> bool:
-    return any(getattr(m, _HOOK_ATTR, None) is not None for m in root.modules())

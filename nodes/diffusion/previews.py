@@ -67,11 +67,6 @@ def _to_image(pixels: torch.Tensor, max_size: int | None = None) -> Image.Image:
     return image
 
 
-def latent_to_rgb(latent: torch.Tensor, family: str, max_size: int | None = None) -> Image.Image:
-    """The first image of a model-space latent as an RGB PIL image (latent resolution)."""
-    return _to_image(latent_rgb(latent, family).cpu(), max_size)
-
-
 class _Pending:
     """Previews copied off the GPU without waiting: each is handed out once its copy is done."""
 
