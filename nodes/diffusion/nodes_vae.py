@@ -63,6 +63,16 @@ def _rgb(image: torch.Tensor) -> torch.Tensor:
     return image[..., :3]
 
 
+def _vae_input(image: torch.Tensor) -> torch.Tensor:
+    """IMAGE [B,H,W,C] in 0..1 -> the VAE's input [B,3,H,W] in -1..1."""
+    return _rgb(image).movedim(-1, 1) * 2.0 - 1.0
+
+
+def _vae_output(x: torch.Tensor) -> torch.Tensor:
+    """The VAE's output [B,3,H,W] in -1..1 -> IMAGE [B,H,W,3] in 0..1."""
+    return ((x + 1.0) * 0.5).clamp(0.0, 1.0).movedim(1, -1)
+
+
 class LoadedVAE:
     """The loaded AutoencoderKL of a VAERef, with encode/decode on IMAGE/latent tensors."""
 
@@ -90,8 +100,7 @@ class LoadedVAE:
         outs = []
         for start in range(0, pixels.shape[0], BATCH):
             context.check_interrupt()
-            x = _rgb(pixels[start:start + BATCH]).movedim(-1, 1) * 2.0 - 1.0
-            outs.append(self._run(lambda t: self.module.encode(t).latent_dist.mode(), x).cpu())
+            outs.append(self._run(self._encode_raw, _vae_input(pixels[start:start + BATCH])).cpu())
         return torch.cat(outs)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
@@ -105,18 +114,27 @@ class LoadedVAE:
             context.check_interrupt()
             chunk = latent[start:start + batch]
             try:
-                x = self._run(lambda t: self.module.decode(t).sample, chunk)
+                x = self._run(self._decode_raw, chunk)
             except torch.OutOfMemoryError:
                 self._free()
                 if batch > 1:
                     batch = 1
                     continue
                 tile = max(8, min(512 // self.downscale, max(chunk.shape[-2:]) // 2))
-                x = tiled(lambda t: self._run(lambda z: self.module.decode(z).sample, t), chunk,
-                          tile, tile // 4, self.downscale, 3)
-            outs.append(((x + 1.0) * 0.5).clamp(0.0, 1.0).movedim(1, -1).cpu())
+                x = self.decode_tiled(chunk, tile, tile // 4)
+            outs.append(_vae_output(x).cpu())
             start += chunk.shape[0]
         return torch.cat(outs)
+
+    def decode_tiled(self, latent: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+        """Raw latent [B,C,h,w] -> the VAE's output [B,3,H,W], decoded in overlapping latent tiles."""
+        return tiled(lambda t: self._run(self._decode_raw, t), latent, tile, overlap, self.downscale, 3)
+
+    def _encode_raw(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.module.encode(pixels).latent_dist.mode()
+
+    def _decode_raw(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.module.decode(latent).sample
 
     def _free(self) -> None:
         if self.device.type == "cuda":
@@ -228,8 +246,7 @@ class VAEDecodeTiled:
         v = LoadedVAE(_check_vae(vae, "VAEDecodeTiled"))
         tile_size, overlap = _tile_overlap(tile_size, overlap)
         tile, ov = max(1, tile_size // v.downscale), overlap // v.downscale
-        image = tiled(lambda t: v._run(lambda z: v.module.decode(z).sample, t), latent, tile, ov, v.downscale, 3)
-        return (((image + 1.0) * 0.5).clamp(0.0, 1.0).movedim(1, -1),)
+        return (_vae_output(v.decode_tiled(latent, tile, ov)),)
 
 
 class VAEEncodeTiled:
@@ -255,10 +272,8 @@ class VAEEncodeTiled:
         tile_size, overlap = _tile_overlap(tile_size, overlap)
         tile = max(v.downscale, (tile_size // v.downscale) * v.downscale)
         ov = (overlap // v.downscale) * v.downscale
-        x = _rgb(pixels).movedim(-1, 1) * 2.0 - 1.0
         channels = int(v.ref.latent_channels)
-        latent = tiled(lambda t: v._run(lambda p: v.module.encode(p).latent_dist.mode(), t), x, tile, ov,
-                       1.0 / v.downscale, channels)
+        latent = tiled(lambda t: v._run(v._encode_raw, t), _vae_input(pixels), tile, ov, 1.0 / v.downscale, channels)
         return ({"samples": latent},)
 
 

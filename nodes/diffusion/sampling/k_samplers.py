@@ -7,6 +7,7 @@ iPNDM/DEIS from diff-sampler, CFG++ and gradient estimation) written over Python
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -184,10 +185,14 @@ def lcm(run: SamplerRun, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def ipndm(run: SamplerRun, x: torch.Tensor, max_order: int = 4) -> torch.Tensor:
-    """Improved PNDM: Adams-Bashforth with fixed coefficients on the ODE derivative."""
+# Adams-Bashforth weights for 1..4 previous derivatives (iPNDM's fixed-step coefficients).
+_AB_WEIGHTS = {1: [1.0], 2: [3 / 2, -1 / 2], 3: [23 / 12, -16 / 12, 5 / 12], 4: [55 / 24, -59 / 24, 37 / 24, -9 / 24]}
+
+
+def _adams_bashforth(run: SamplerRun, x: torch.Tensor, max_order: int,
+                     weights: Callable[[int, int], list[float]]) -> torch.Tensor:
+    """Linear multistep on the ODE derivative; `weights(i, order)` gives step i's coefficients."""
     s = run.sigmas
-    ab = {1: [1.0], 2: [3 / 2, -1 / 2], 3: [23 / 12, -16 / 12, 5 / 12], 4: [55 / 24, -59 / 24, 37 / 24, -9 / 24]}
     history: list[torch.Tensor] = []
     for i in range(run.steps):
         denoised = run.model(x, s[i])
@@ -197,10 +202,14 @@ def ipndm(run: SamplerRun, x: torch.Tensor, max_order: int = 4) -> torch.Tensor:
             x = denoised
         else:
             terms = [d] + history[::-1]
-            weights = ab[min(max_order, i + 1)]
-            x = x + sum(t * w for t, w in zip(terms, weights)) * (s[i + 1] - s[i])
+            x = x + sum(t * w for t, w in zip(terms, weights(i, min(max_order, i + 1)))) * (s[i + 1] - s[i])
         history = (history + [d])[-(max_order - 1):]
     return x
+
+
+def ipndm(run: SamplerRun, x: torch.Tensor, max_order: int = 4) -> torch.Tensor:
+    """Improved PNDM: Adams-Bashforth with fixed coefficients on the ODE derivative."""
+    return _adams_bashforth(run, x, max_order, lambda i, order: _AB_WEIGHTS[order])
 
 
 def _ipndm_v_weights(s: list[float], i: int, order: int) -> list[float]:
@@ -226,20 +235,8 @@ def _ipndm_v_weights(s: list[float], i: int, order: int) -> list[float]:
 
 
 def ipndm_v(run: SamplerRun, x: torch.Tensor, max_order: int = 4) -> torch.Tensor:
-    s = run.sigmas
-    history: list[torch.Tensor] = []
-    for i in range(run.steps):
-        denoised = run.model(x, s[i])
-        run.step(i, x, denoised)
-        d = to_d(x, s[i], denoised)
-        if s[i + 1] == 0:
-            x = denoised
-        else:
-            terms = [d] + history[::-1]
-            weights = _ipndm_v_weights(s, i, min(max_order, i + 1))
-            x = x + sum(t * w for t, w in zip(terms, weights)) * (s[i + 1] - s[i])
-        history = (history + [d])[-(max_order - 1):]
-    return x
+    """iPNDM with variable-step weights (for uneven sigma spacing)."""
+    return _adams_bashforth(run, x, max_order, lambda i, order: _ipndm_v_weights(run.sigmas, i, order))
 
 
 # DEIS ("tab" variant): the derivative is extrapolated with a polynomial in the VP-SDE time tau
