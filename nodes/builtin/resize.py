@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from nodes.tensor_ops import mask_at_size
+
 TORCH_METHODS = ("nearest-exact", "bilinear", "area", "bicubic")
 IMAGE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
 LATENT_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "bislerp"]
@@ -112,10 +114,7 @@ def upscale_image(image: torch.Tensor, width: int, height: int, method: str, cro
 
 def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """MASK of any leading shape to [B,H,W] at the given size (bilinear, as ComfyUI does for masks)."""
-    mask = mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float()
-    if mask.shape[-2:] != (height, width):
-        mask = F.interpolate(mask, size=(height, width), mode="bilinear")
-    return mask[:, 0]
+    return mask_at_size(mask, height, width)[:, 0]
 
 
 def match_channels(image: torch.Tensor, channels: int) -> torch.Tensor:

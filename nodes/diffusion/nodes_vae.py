@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from nodes import context
 from nodes.diffusion.types import VAERef
+from nodes.tensor_ops import mask_at_size
 
 BATCH = 4   # images per VAE call
 
@@ -309,10 +310,7 @@ def inpaint_mask(mask, height: int, width: int, node: str) -> torch.Tensor:
     """A MASK of any size -> [B,1,height,width] (bilinear)."""
     if not torch.is_tensor(mask) or mask.ndim < 2:
         raise TypeError(f"{node}: mask must be a MASK [B,H,W]")
-    mask = mask.float().reshape((-1, 1) + tuple(mask.shape[-2:]))
-    if mask.shape[-2:] != (height, width):
-        mask = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False)
-    return mask
+    return mask_at_size(mask, height, width)
 
 
 NODE_CLASS_MAPPINGS = {

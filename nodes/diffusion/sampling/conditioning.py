@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from nodes.diffusion.sampling.schedule import NoiseSchedule
 from nodes.diffusion.types import SDXL_REFINER, ControlApplication
-from nodes.tensor_ops import repeat_to_batch
+from nodes.tensor_ops import mask_at_size, repeat_to_batch
 
 POSITIVE, NEGATIVE = 0, 1
 
@@ -281,10 +281,7 @@ def _inpaint_concat(c: dict, ctx: ConditionContext, b: int, h: int, w: int, chan
         ones = torch.ones((b, 1, h, w), device=ctx.device)
         blank = torch.tensor(_BLANK_INPAINT_LATENT[: channels - 1], device=ctx.device).view(1, -1, 1, 1)
         return torch.cat([ones, blank.expand(b, -1, h, w)], dim=1)
-    mask = torch.as_tensor(mask, dtype=torch.float32, device=ctx.device)
-    mask = mask.reshape((-1, 1) + tuple(mask.shape[-2:]))
-    if mask.shape[-2:] != (h, w):
-        mask = F.interpolate(mask, size=(h, w), mode="bilinear", align_corners=False)
+    mask = mask_at_size(torch.as_tensor(mask, dtype=torch.float32, device=ctx.device), h, w)
     if image.shape[-2:] != (h, w):
         image = F.interpolate(image, size=(h, w), mode="bilinear", align_corners=False)
     if image.shape[1] + 1 != channels:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from nodes.diffusion.sampling import fast
 from nodes.diffusion.sampling.base import SamplerRun
@@ -24,7 +23,7 @@ from nodes.diffusion.sampling.samplers import Sampler, get_sampler
 from nodes.diffusion.sampling.schedule import NoiseSchedule, latent_downscale, latent_scale
 from nodes.diffusion.sampling.schedulers import calculate_sigmas
 from nodes.diffusion.types import ModelRef
-from nodes.tensor_ops import repeat_to_batch
+from nodes.tensor_ops import mask_at_size, repeat_to_batch
 
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor, int], None]   # (step, x, denoised, total)
 
@@ -78,9 +77,7 @@ class SampleResult:
 
 def prepare_mask(mask: torch.Tensor, shape: Sequence[int], device: torch.device) -> torch.Tensor:
     """A noise mask of any size -> [B, C, H, W] at the latent's size (bilinear)."""
-    mask = torch.as_tensor(mask, dtype=torch.float32)
-    mask = mask.reshape((-1, 1) + tuple(mask.shape[-2:]))
-    mask = F.interpolate(mask, size=tuple(shape[2:]), mode="bilinear", align_corners=False)
+    mask = mask_at_size(torch.as_tensor(mask, dtype=torch.float32), *shape[2:])
     mask = mask.expand(-1, shape[1], -1, -1)
     return repeat_to_batch(mask, shape[0]).to(device)
 
