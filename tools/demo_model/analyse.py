@@ -89,6 +89,23 @@ def color_name(rgb: np.ndarray) -> str:
     return "purple"
 
 
+def striped_color(pixels: np.ndarray) -> str:
+    """The fill colour of a striped object. The median of both tones names it, except where the
+    mix reads dark or gray: then a clearly coloured tone (green with dark green stripes), or else
+    black or white (black with gray stripes), is the fill and the other tone the stripe."""
+    name = color_name(np.median(pixels, axis=0))
+    if name not in ("black", "gray"):
+        return name
+    lum = pixels @ np.array([0.299, 0.587, 0.114], np.float32)
+    cut = (np.percentile(lum, 10) + np.percentile(lum, 90)) / 2
+    tones = [np.median(h, axis=0) for h in (pixels[lum <= cut], pixels[lum > cut]) if len(h)]
+    for tone in tones:
+        if color_name(tone) not in ("black", "white", "gray") and rgb_to_hsv(tone)[1] >= 0.5:
+            return color_name(tone)
+    plain = [color_name(t) for t in tones if color_name(t) in ("black", "white")]
+    return plain[0] if len(plain) == 1 else name
+
+
 def object_mask(img: np.ndarray) -> np.ndarray:
     """The largest connected region of non-background pixels, holes filled."""
     border = np.concatenate([img[:2].reshape(-1, 3), img[-2:].reshape(-1, 3),
@@ -184,10 +201,11 @@ def analyse(image) -> Analysis:
     inner = ndimage.binary_erosion(mask, iterations=2)
     if inner.sum() < 10:
         inner = mask
-    color = color_name(np.median(img[inner], axis=0))
     feats = shape_features(mask)
     stripe = stripe_score(img, mask)
-    return Analysis(color, classify_shape(feats), stripe, stripe > STRIPE_THRESHOLD, mask, feats)
+    striped = stripe > STRIPE_THRESHOLD
+    color = striped_color(img[inner]) if striped else color_name(np.median(img[inner], axis=0))
+    return Analysis(color, classify_shape(feats), stripe, striped, mask, feats)
 
 
 def main(argv: list[str]) -> int:
