@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from test_files import HAVE_PNG_READER
 from workflow_builders import WorkflowBuilder, load_data
 
 from engine.workflow import convert_ui_to_api
@@ -87,7 +86,6 @@ def test_api_prompt_is_printed_back_normalised_to_a_file(tmp_path, object_info_f
     }
 
 
-@pytest.mark.skipif(not HAVE_PNG_READER, reason="nodes.image_files.read_png_text has not landed yet")
 def test_png_input(tmp_path, object_info, object_info_file):
     info = PngInfo()
     info.add_text("workflow", json.dumps(load_data("default_workflow.json")))

@@ -18,14 +18,6 @@ from engine.workflow import (
     workflow_kind,
 )
 
-try:
-    from nodes.image_files import read_png_text  # noqa: F401
-    HAVE_PNG_READER = True
-except ImportError:
-    HAVE_PNG_READER = False
-needs_png_reader = pytest.mark.skipif(not HAVE_PNG_READER,
-                                      reason="nodes.image_files.read_png_text has not landed yet")
-
 API_PROMPT = {"1": {"class_type": "LoadImage", "inputs": {"image": "cat.png"}},
               "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
 
@@ -57,7 +49,6 @@ def test_utf8_bom_is_accepted(tmp_path):
     assert load_workflow_file(path)[0] == "api"
 
 
-@needs_png_reader
 @pytest.mark.parametrize("how", ["text", "ztxt", "itxt"])
 def test_png_round_trip_prefers_the_workflow(tmp_path, object_info, how):
     ui = load_data("default_workflow.json")
@@ -68,7 +59,6 @@ def test_png_round_trip_prefers_the_workflow(tmp_path, object_info, how):
     assert to_api_prompt(data, object_info).prompt == prompt
 
 
-@needs_png_reader
 def test_png_with_only_a_prompt(tmp_path, object_info):
     path = write_png(tmp_path / "api.png", {"prompt": json.dumps(API_PROMPT)})
     kind, data = load_workflow_file(path)
@@ -76,20 +66,17 @@ def test_png_with_only_a_prompt(tmp_path, object_info):
     assert to_api_prompt(data, object_info).prompt["2"]["inputs"]["images"] == ["1", 0]
 
 
-@needs_png_reader
 def test_png_with_a_broken_workflow_falls_back_to_the_prompt(tmp_path):
     path = write_png(tmp_path / "half.png", {"workflow": "{not json", "prompt": json.dumps(API_PROMPT)})
     assert load_workflow_file(path) == ("api", API_PROMPT)
 
 
-@needs_png_reader
 def test_png_without_workflow_names_what_it_holds(tmp_path):
     path = write_png(tmp_path / "plain.png", {"parameters": "a1111 stuff"})
     with pytest.raises(WorkflowFileError, match=r"plain.png: the PNG holds no 'workflow' or 'prompt'.*parameters"):
         load_workflow_file(path)
 
 
-@needs_png_reader
 def test_png_whose_metadata_is_not_json(tmp_path):
     path = write_png(tmp_path / "bad.png", {"workflow": "{oops"})
     with pytest.raises(WorkflowFileError, match=r"bad.png: the PNG's 'workflow' text is not valid JSON"):
