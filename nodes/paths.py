@@ -87,6 +87,10 @@ class Folders:
             if src.is_file() and src.suffix.lower() in IMAGE_EXTENSIONS and not dest.exists():
                 shutil.copyfile(src, dest)
 
+    def is_model_folder(self, name: str) -> bool:
+        """A model folder kind Loom knows: one of the dialect's, a legacy name, or one added by config or a pack."""
+        return name in MODEL_FOLDERS or name in LEGACY_NAMES or name in self.extra
+
     def model_folder_paths(self, name: str) -> list[Path]:
         name = LEGACY_NAMES.get(name, name)
         subdirs = MODEL_FOLDERS.get(name, ((name,), SUPPORTED_PT_EXTENSIONS))[0]

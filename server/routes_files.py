@@ -257,7 +257,7 @@ def add_routes(r: Routes, ctx: ServerContext) -> None:
         filename = request.query.get("filename")
         if not filename:
             raise ApiError(400, "give the model as ?filename=", "missing_filename")
-        if folder not in paths.MODEL_FOLDERS and folder not in paths.LEGACY_NAMES and folder not in ctx.folders.extra:
+        if not ctx.folders.is_model_folder(folder):
             raise ApiError(404, f"unknown model folder {folder!r}", "not_found")
         if not filename.endswith(".safetensors"):
             raise ApiError(400, "metadata is only read from .safetensors files", "unsupported")

@@ -144,7 +144,7 @@ def add_routes(r: Routes, internal: Routes, ctx: ServerContext, web_root: Path |
         return web.json_response(model_folder_names(folders))
 
     def known_folder(name: str) -> str:
-        if name not in paths.MODEL_FOLDERS and name not in paths.LEGACY_NAMES and name not in folders.extra:
+        if not folders.is_model_folder(name):
             raise ApiError(404, f"unknown model folder {name!r}", "not_found")
         return name
 
