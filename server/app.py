@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from pathlib import Path
 
@@ -46,14 +45,10 @@ def create_app(ctx: ServerContext, web_root: Path | None = None) -> web.Applicat
 
 
 def mount_pack_routes(app: web.Application, ctx: ServerContext) -> None:
-    """Pack management (`/api/nodes...`) lives in server/packs_api.py, written separately."""
-    try:
-        module = importlib.import_module("server.packs_api")
-    except ModuleNotFoundError as e:
-        if e.name != "server.packs_api":
-            raise
-        return
-    module.add_routes(app, ctx)
+    """Pack management (`/api/nodes...`), from server/packs_api.py."""
+    from server import packs_api
+
+    packs_api.add_routes(app, ctx)
 
 
 def bridge_node_packs(app: web.Application, ctx: ServerContext) -> None:

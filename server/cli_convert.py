@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -53,14 +52,10 @@ def _object_info(args: argparse.Namespace) -> dict:
     with contextlib.redirect_stdout(sys.stderr):
         registry = builtin_registry()
         if not args.no_custom_nodes:
-            try:
-                custom_loader = importlib.import_module("nodes.custom_loader")
-            except ModuleNotFoundError as e:
-                if e.name != "nodes.custom_loader":
-                    raise
-            else:
-                dirs = [Path(d) for d in args.custom_nodes] if args.custom_nodes else None
-                custom_loader.load_custom_nodes(registry, dirs)
+            from nodes.custom_loader import load_custom_nodes
+
+            dirs = [Path(d) for d in args.custom_nodes] if args.custom_nodes else None
+            load_custom_nodes(registry, dirs)
         return registry.object_info()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import importlib
 import logging
 import signal
 import sys
@@ -62,34 +61,22 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
                        disable_custom_nodes=args.disable_custom_nodes, custom_nodes_allow=allow)
 
 
-def _optional(module_name: str):
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name is not None and module_name.startswith(e.name):
-            return None
-        raise
-
-
 def build_registry(config: ServeConfig):
+    from nodes.custom_loader import load_custom_nodes
     from nodes.registry import builtin_registry
 
     registry = builtin_registry()
     for name, error in registry.load_errors.items():
         log.error("built-in nodes %s failed to load:\n%s", name, error)
-    loader = _optional("nodes.custom_loader")
-    if loader is not None:
-        loader.load_custom_nodes(registry, allow=config.custom_nodes_allow, disabled=config.disable_custom_nodes)
+    load_custom_nodes(registry, allow=config.custom_nodes_allow, disabled=config.disable_custom_nodes)
     return registry
 
 
 def apply_fast(config: ServeConfig) -> None:
     if not config.fast:
         return
-    settings = _optional("nodes.diffusion.sampling.settings")
-    if settings is None:
-        log.warning("--fast has no effect: nodes.diffusion.sampling.settings is not available")
-        return
+    from nodes.diffusion.sampling import settings
+
     settings.fast = True
 
 
