@@ -31,12 +31,17 @@ MAX_FIELD_BYTES = 64 * 1024
 CHUNK = 256 * 1024
 
 
-def resolve(kind: str, subfolder: str, filename: str) -> Path:
-    """A data file from request parts; 400 for an unknown folder type, 403 for a path that leaves it."""
+def data_root(kind: str) -> Path:
+    """The input, output or temp folder a request names; 400 for any other name."""
     try:
-        root = paths.directory_for_type(kind)
+        return paths.directory_for_type(kind)
     except paths.UnsafePath as e:
         raise ApiError(400, str(e), "invalid_type") from None
+
+
+def resolve(kind: str, subfolder: str, filename: str) -> Path:
+    """A data file from request parts; 400 for an unknown folder type, 403 for a path that leaves it."""
+    root = data_root(kind)
     try:
         return paths.safe_join(root, subfolder or "", filename)
     except paths.UnsafePath as e:

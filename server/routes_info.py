@@ -17,6 +17,7 @@ from aiohttp import web
 from nodes import paths
 from server.context import ServerContext
 from server.http_util import ApiError, Routes, read_json
+from server.routes_files import data_root
 from server.static_files import serve_from
 
 LOOM_WORKFLOWS_MODULE = "loom"
@@ -259,11 +260,7 @@ def add_routes(r: Routes, internal: Routes, ctx: ServerContext, web_root: Path |
 
     @internal.get("/internal/files/{directory_type}")
     async def internal_files(request: web.Request) -> web.Response:
-        kind = request.match_info["directory_type"]
-        try:
-            root = paths.directory_for_type(kind)
-        except paths.UnsafePath as e:
-            raise ApiError(400, str(e), "invalid_type") from None
+        root = data_root(request.match_info["directory_type"])
 
         def scan() -> list[str]:
             if not root.is_dir():
