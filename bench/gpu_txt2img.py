@@ -290,6 +290,17 @@ def bench_diffusers(family: str, modules: dict, args, device: torch.device, rows
     pipe.to("cpu")
 
 
+def warm_up_gpu(device: torch.device, seconds: float = 8.0) -> None:
+    """Keep the GPU busy for a few seconds first: clocks ramp up under load, and without this the runner
+    measured first looks slower than the ones after it."""
+    a = torch.randn(4096, 4096, device=device, dtype=torch.float16)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(20):
+            a = (a @ a).clamp_(-1, 1)
+        sync(device)
+
+
 # -- report -----------------------------------------------------------------------------------------------------
 def table(rows: list[Row], args, device_name: str) -> str:
     head = (f"txt2img, {args.steps} steps, euler, cfg 7.5 - {device_name}, torch {torch.__version__}"
@@ -308,7 +319,7 @@ def main() -> int:
     parser.add_argument("--families", nargs="+", default=["sd1", "sdxl"], choices=["sd1", "sdxl"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 4])
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (20; 4 with --tiny)")
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--fast", action="store_true", help="also time Loom's --fast path")
     parser.add_argument("--tiny", action="store_true", help="tiny random models on the CPU (checks the script)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gpu_txt2img.md")
@@ -330,6 +341,8 @@ def main() -> int:
     from nodes import paths
     from nodes.diffusion.loading.ldm_export import save_single_file
 
+    if device.type == "cuda":
+        warm_up_gpu(device)
     work = Path(tempfile.mkdtemp(prefix="loom-bench-"))
     paths.configure(data_dir=work / "data", models_dir=work / "models")
     rows: list[Row] = []
