@@ -72,7 +72,6 @@ class Folders:
     def ensure(self) -> None:
         for d in (self.input_dir, self.output_dir, self.temp_dir, self.user_dir):
             d.mkdir(parents=True, exist_ok=True)
-        self.seed_example_inputs()
 
     def seed_example_inputs(self) -> None:
         """Copy the images the example workflows load into the input folder, so they run as they are.
@@ -111,8 +110,12 @@ _folders: Folders | None = None
 
 def configure(data_dir: str | os.PathLike | None = None, models_dir: str | os.PathLike | None = None,
               extra_model_paths: str | os.PathLike | None = None,
-              output_dir: str | os.PathLike | None = None) -> Folders:
-    """Set the folders for this process. Defaults: `<repo>/data` and `<repo>/models`."""
+              output_dir: str | os.PathLike | None = None, seed_examples: bool = False) -> Folders:
+    """Set the folders for this process. Defaults: `<repo>/data` and `<repo>/models`.
+
+    `seed_examples` copies the example workflows' input images into the input folder (`loom serve`
+    and `loom run` do, so the examples run as they are).
+    """
     global _folders
     data = Path(data_dir) if data_dir else REPO_ROOT / "data"
     models = Path(models_dir) if models_dir else REPO_ROOT / "models"
@@ -126,6 +129,8 @@ def configure(data_dir: str | os.PathLike | None = None, models_dir: str | os.Pa
             else:
                 _folders.extra.setdefault(name, []).extend(dirs)
     _folders.ensure()
+    if seed_examples:
+        _folders.seed_example_inputs()
     return _folders
 
 

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.workflow import UI, WorkflowError, load_workflow_file, to_api_prompt
     from nodes import context, paths
 
-    paths.configure(args.data_dir, args.models_dir, output_dir=args.output_dir)
+    paths.configure(args.data_dir, args.models_dir, output_dir=args.output_dir, seed_examples=True)
     try:
         import torch
 

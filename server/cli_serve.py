@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nodes import paths
 
-    paths.configure(config.data_dir, config.models_dir)
+    paths.configure(config.data_dir, config.models_dir, seed_examples=True)
     registry = build_registry(config)
     apply_fast(config)
     try:

@@ -88,6 +88,12 @@ def parse_prompt_request(ctx: ServerContext, body: dict) -> dict:
     if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))
                                or number != number or abs(number) == float("inf")):
         raise _prompt_error("number must be a finite number", "invalid_prompt")
+    if isinstance(number, int) and not -(2**63) <= number < 2**63:
+        # SQLite keeps 64-bit integers; a larger priority is still a valid ordering key as a float
+        try:
+            number = float(number)
+        except OverflowError:
+            raise _prompt_error("number is too large", "invalid_prompt") from None
     front = body.get("front", False)
     if not isinstance(front, bool):
         raise _prompt_error("front must be true or false", "invalid_prompt")

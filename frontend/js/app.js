@@ -243,9 +243,11 @@ export class LoomApp {
       for (const node of this.graph._nodes) for (const w of node.widgets ?? []) w.beforeQueued?.();
       const workflow = this.serializeWorkflow();
       const prompt = this.toApiPrompt(workflow);
+      // Cleared before the request: a node can fail before the response arrives, and its error must stay.
+      this.execution.clearErrors();
+      this.ui?.clearErrorPanel();
       try {
         const res = await this.api.queuePrompt(prompt, { workflow, front });
-        this.execution.clearErrors();
         if (res?.node_errors && Object.keys(res.node_errors).length) this.execution.setValidationErrors(res.node_errors);
         results.push(res);
         applySeedControls(this.graph);

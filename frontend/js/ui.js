@@ -301,7 +301,6 @@ export class LoomUI {
   }
 
   onQueued(res) {
-    this.clearErrorPanel();
     this.toast(`Queued${res?.number != null ? ` #${res.number}` : ""}`);
     this.panels.refreshSoon();
   }

@@ -35,13 +35,15 @@ def test_model_lists_and_extra_model_paths(tmp_path):
     assert tmp_path / "elsewhere" / "clips" in paths.folders().model_folder_paths("text_encoders")
 
 
-def test_example_inputs_are_seeded_but_user_files_kept(tmp_path):
+def test_example_inputs_are_seeded_on_request_but_user_files_kept(tmp_path):
+    plain = paths.configure(tmp_path / "plain", tmp_path / "models")
+    assert list(plain.input_dir.iterdir()) == []
     examples = sorted(p.name for p in (paths.REPO_ROOT / "workflows" / "inputs").glob("*.png"))
     data = tmp_path / "data"
     (data / "input").mkdir(parents=True)
     if examples:
         (data / "input" / examples[0]).write_bytes(b"mine")
-    paths.configure(data, tmp_path / "models")
+    paths.configure(data, tmp_path / "models", seed_examples=True)
     for name in examples:
         assert (data / "input" / name).exists()
     if examples:
