@@ -78,10 +78,6 @@ class InputSpec:
     options: dict = field(default_factory=dict)
 
     @property
-    def is_combo(self) -> bool:
-        return isinstance(self.type, list) or self.type == "COMBO"
-
-    @property
     def combo_options(self) -> list | None:
         if isinstance(self.type, list):
             return self.type
@@ -164,9 +160,6 @@ class NodeDef:
                         names.add(p.name)
             self._validate_params = (names, var_kw)
         return self._validate_params
-
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(getattr(self.cls, self.function_name, None))
 
     # -- /object_info -------------------------------------------------------------------------
     def object_info(self) -> dict:

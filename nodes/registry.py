@@ -81,12 +81,6 @@ class NodeRegistry:
         for module_name in modules:
             try:
                 module = importlib.import_module(module_name)
-            except ModuleNotFoundError as e:
-                if e.name == module_name:  # not written yet: nothing to load
-                    continue
-                self.load_errors[module_name] = traceback.format_exc()
-                log.error("built-in node module %s failed to import:\n%s", module_name, self.load_errors[module_name])
-                continue
             except Exception:
                 self.load_errors[module_name] = traceback.format_exc()
                 log.error("built-in node module %s failed to import:\n%s", module_name, self.load_errors[module_name])
