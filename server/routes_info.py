@@ -129,7 +129,22 @@ def add_routes(r: Routes, internal: Routes, ctx: ServerContext, web_root: Path |
                        "required_frontend_version": frontend_version or "", "python_version": sys.version,
                        "pytorch_version": _version("torch") or "", "embedded_python": False,
                        "platform": platform.platform(), "argv": sys.argv},
-            "devices": devices(config.cpu)})
+            "devices": devices(config.cpu), "loom": loom_stats()})
+
+    def loom_stats() -> dict:
+        """Loom's own state: each worker's output cache and the loaded models (an extra key; ComfyUI
+        clients ignore it)."""
+        stats: dict = {"workers": {w.name: w.stats() for w in ctx.dispatcher.workers}}
+        management = sys.modules.get("nodes.diffusion.management")
+        manager = management.existing_model_manager() if management is not None else None
+        if manager is not None:   # only once models were used
+            stats["models"] = manager.stats()
+        return stats
+
+    @r.get("/loom/stats")
+    async def stats(request: web.Request) -> web.Response:
+        """The output cache (hits, misses, entries, bytes held, budget) and the loaded models."""
+        return web.json_response(loom_stats())
 
     @r.get("/features")
     async def features(request: web.Request) -> web.Response:

@@ -372,6 +372,11 @@ def model_manager() -> ModelManager:
         return _manager
 
 
+def existing_model_manager() -> ModelManager | None:
+    """The manager if one was made already (without making one: that would import torch)."""
+    return _manager
+
+
 def configure_model_manager(**settings: Any) -> ModelManager:
     """Replace the process's manager (CLI flags, tests); the old one's models are freed."""
     global _manager

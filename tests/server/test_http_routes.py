@@ -242,3 +242,15 @@ def test_placeholder_and_frontend(make_server, tmp_path):
     assert r.text == "export const x = 1" and r.headers["Cache-Control"] == "no-cache"
     assert_error(editor.get("/js/missing.js"), 404)
     assert_error(requests.get(editor.url + "/%2e%2e/%2e%2e/etc/passwd"), 403)
+
+
+def test_cache_is_visible(server):
+    from srv_helpers import image_graph
+
+    before = server.get("/api/loom/stats").json()["workers"]["local"]["cache"]
+    for _ in range(2):
+        server.wait_history(server.queue_prompt(image_graph(prefix="statstest"))["prompt_id"])
+    after = server.get("/api/loom/stats").json()["workers"]["local"]["cache"]
+    assert {"hits", "misses", "entries", "bytes", "budget_bytes"} <= set(after)
+    assert after["hits"] > before["hits"] and after["entries"] >= 1 and after["bytes"] > 0
+    assert server.get("/api/system_stats").json()["loom"]["workers"]["local"]["cache"]["entries"] >= 1
