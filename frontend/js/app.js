@@ -7,7 +7,7 @@ import { apiPromptToWorkflow } from "./apiToGraph.js";
 import { workflowToPrompt } from "./convert.js";
 import { defaultWorkflow } from "./defaultGraph.js";
 import { hideUndrawn, setDomWidgetContainer } from "./domWidget.js";
-import { providerNames } from "./errors.js";
+import { providerLinks, providerNames } from "./errors.js";
 import { ExecutionState, installNodeDecorations } from "./execution.js";
 import { ExtensionManager } from "./extensions.js";
 import { UndoHistory } from "./history.js";
@@ -181,7 +181,7 @@ export class LoomApp {
       const q = types.map((t) => `class_type=${encodeURIComponent(t)}`).join("&");
       const { providers } = await this.api.getJson(`/nodes/providers?${q}`);
       if (this.missingTypes !== types) return; // another workflow was loaded meanwhile
-      this.ui?.showMissingTypes(types, { ...packsOf(json, types), ...providerNames(providers) });
+      this.ui?.showMissingTypes(types, { ...packsOf(json, types), ...providerNames(providers) }, providerLinks(providers));
     } catch {
       /* a server without the pack index: the banner keeps what the workflow itself says */
     }

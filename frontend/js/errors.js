@@ -31,3 +31,14 @@ export function providerNames(providers) {
   }
   return out;
 }
+
+/** {type: [{title, url}]}: where each known provider of a type can be installed from. */
+export function providerLinks(providers) {
+  const out = {};
+  for (const [type, list] of Object.entries(providers ?? {})) {
+    const links = (Array.isArray(list) ? list : []).filter((p) => typeof p?.url === "string" && p.url)
+      .map((p) => ({ title: p.title || p.name || p.url, url: p.url }));
+    if (links.length) out[type] = links;
+  }
+  return out;
+}

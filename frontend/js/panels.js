@@ -1,20 +1,11 @@
 // The side panel: queue and history (reload a past run), the gallery of output images,
-// the workflow library on the server and the templates.
+// the workflow library on the server, the templates and the node packs (packsPanel.js).
 
+import { el } from "./dom.js";
+import { PacksPanel } from "./packsPanel.js";
 import { readPngText } from "./pnginfo.js";
 
-const el = (tag, attrs = {}, ...children) => {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") e.className = v;
-    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (v != null) e.setAttribute(k, v);
-  }
-  for (const c of children) if (c != null) e.append(c);
-  return e;
-};
-
-const TITLES = { queue: "Queue & history", gallery: "Gallery", library: "Workflow library", templates: "Templates" };
+const TITLES = { queue: "Queue & history", gallery: "Gallery", library: "Workflow library", templates: "Templates", packs: "Node packs" };
 
 export class Panels {
   constructor(app, ui) {
@@ -22,6 +13,7 @@ export class Panels {
     this.ui = ui;
     this.current = null;
     this._timer = null;
+    this.packs = new PacksPanel(app, ui, this);
   }
 
   get side() {
@@ -69,12 +61,15 @@ export class Panels {
 
   async render() {
     const body = document.getElementById("side-body");
+    const seq = (this._renderSeq = (this._renderSeq ?? 0) + 1);
+    let content;
     try {
-      const content = await this[`render_${this.current}`]();
-      body.replaceChildren(content);
+      content = await this[`render_${this.current}`]();
     } catch (e) {
-      body.replaceChildren(el("p", { class: "error" }, `Could not load: ${e.message}`));
+      content = el("p", { class: "error" }, `Could not load: ${e.message}`);
     }
+    // A slower, older render must not replace a newer one.
+    if (seq === this._renderSeq) body.replaceChildren(content);
   }
 
   // -- queue & history ----------------------------------------------------------------------------
@@ -219,6 +214,11 @@ export class Panels {
     }
     this.ui.toast(`Deleted ${name}`);
     this.render();
+  }
+
+  // -- node packs (packsPanel.js) -------------------------------------------------------------------
+  render_packs() {
+    return this.packs.render();
   }
 
   // -- templates ---------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 // The page around the canvas: toolbar, banner, toasts, modal dialogs, error reports,
-// file open/save/drop. Side panels (queue, gallery, library, templates) are in panels.js.
+// file open/save/drop. Side panels (queue, gallery, library, templates, packs) are in panels.js;
+// the cache readout is cacheReadout.js.
 
+import { CacheReadout } from "./cacheReadout.js";
 import { packsOf } from "./specialNodes.js";
-import { describeNodeError, providerNames } from "./errors.js";
+import { describeNodeError, providerLinks, providerNames } from "./errors.js";
 import { Panels } from "./panels.js";
 import { installShortcuts, SHORTCUTS } from "./shortcuts.js";
 
@@ -12,6 +14,7 @@ export class LoomUI {
   constructor(app) {
     this.app = app;
     this.panels = new Panels(app, this);
+    this.cache = new CacheReadout(app, this);
     this.dirty = false;
   }
 
@@ -38,8 +41,9 @@ export class LoomUI {
     click("#btn-queue", () => app.queue({ batch: this.batchCount() }));
     click("#btn-queue-front", () => app.queue({ batch: this.batchCount(), front: true }));
     click("#btn-interrupt", () => app.interrupt());
-    click("#btn-panel-queue", () => this.panels.toggle("queue"));
+    click("#btn-panel-queue", () => (this.cache.refreshSoon(0), this.panels.toggle("queue")));
     click("#btn-panel-gallery", () => this.panels.toggle("gallery"));
+    click("#btn-panel-packs", () => this.panels.toggle("packs"));
     click("#btn-help", () => this.showHelp());
     $("#side-close").addEventListener("click", () => this.panels.hide());
     $("#file-input").addEventListener("change", (e) => {
@@ -49,6 +53,7 @@ export class LoomUI {
     });
     this.installDrop();
     installShortcuts(app, this);
+    this.cache.install();
     app.execution.onChange(() => this.updateRunStatus());
     app.api.addEventListener("reconnecting", () => this.setConnection(false));
     app.api.addEventListener("reconnected", () => this.setConnection(true));
@@ -159,18 +164,25 @@ export class LoomUI {
     this.resizeCanvas();
   }
 
-  showMissingTypes(types, packs = {}) {
+  /** `packs`: {type: pack name}; `links`: {type: [{title, url}]} install sources the server knows. */
+  showMissingTypes(types, packs = {}, links = {}) {
     if (!types?.length) {
       if ($("#banner").dataset.kind === "missing") this.banner(null);
       return;
     }
+    const install = (t) => (links[t] ?? [])
+      .map((p) => ` <button class="small install" data-source="${esc(p.url)}" title="Open the node packs panel with ${esc(p.url)} filled in">Install ${esc(p.title)}…</button>`)
+      .join("");
     const items = types
-      .map((t) => `<li><code>${esc(t)}</code>${packs[t] ? ` — from the node pack <b>${esc(packs[t])}</b>` : ""}</li>`)
+      .map((t) => `<li><code>${esc(t)}</code>${packs[t] ? ` — from the node pack <b>${esc(packs[t])}</b>` : ""}${install(t)}</li>`)
       .join("");
     this.banner(
       `<b>This workflow uses node types this server does not have.</b> They are kept as red placeholders and saved unchanged; install the node packs that provide them to run it.<ul class="missing">${items}</ul>`,
     );
     $("#banner").dataset.kind = "missing";
+    for (const b of document.querySelectorAll("#banner button.install")) {
+      b.addEventListener("click", () => this.guard(() => this.panels.packs.openWith(b.dataset.source)));
+    }
   }
 
   /** Opens a modal; returns {el, close}. `buttons` = [{label, value, primary}] resolves `result`. */
@@ -268,7 +280,7 @@ export class LoomUI {
       const info = top.extra_info ?? {};
       const types = new Set([...this.app.missingTypes, ...(info.missing_node_types ?? []), ...(info.class_type ? [info.class_type] : [])]);
       const packs = { ...packsOf(this.app.serializeWorkflow(), [...types]), ...providerNames(info.providers) };
-      this.showMissingTypes([...types], packs);
+      this.showMissingTypes([...types], packs, providerLinks(info.providers));
     }
     this.toast(`Not queued: ${headline}`, "error");
     this.errorPanel(`<p><b>${esc(headline)}</b></p>${details}${lines.length ? `<ul class="errors">${lines.join("")}</ul>` : ""}`);
