@@ -7,6 +7,7 @@ pip sees only a folder of tiny wheels made here (PIP_NO_INDEX + PIP_FIND_LINKS),
 
 from __future__ import annotations
 
+import shutil
 import socket
 import sys
 import textwrap
@@ -20,6 +21,7 @@ from tests.packs.pack_helpers import commit_all, init_repo, make_wheel, write_pa
 from tests.shared_helpers import ServeProcess
 
 PACK_NODE = "DemoPackSwatch"
+DEMO_CHECKPOINT = REPO / "models" / "checkpoints" / "loom-demo-sd1.safetensors"
 
 # One V1 node: a grey square IMAGE of the given size (so the output cache holds size*size*3*4 bytes).
 SWATCH_PACK = f'''
@@ -52,6 +54,10 @@ def packs_env(tmp_path_factory) -> dict:
     wheels = root / "wheels"
     wheels.mkdir()
     make_wheel(wheels, "numpy", "1.26.0", files={"numpy/__init__.py": "raise ImportError('fake numpy for tests')\n"})
+    if DEMO_CHECKPOINT.is_file():  # the repo's 20 MB demo model: loading it makes the model count move
+        (root / "models" / "checkpoints").mkdir(parents=True)
+        # A copy: the model loader refuses a symlink that points out of its folder.
+        shutil.copyfile(DEMO_CHECKPOINT, root / "models" / "checkpoints" / DEMO_CHECKPOINT.name)
     return {"root": root, "env": {"LOOM_CUSTOM_NODES_DIR": str(root / "custom_nodes"), "PIP_NO_INDEX": "1",
                                   "PIP_FIND_LINKS": str(wheels), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}}
 
@@ -281,11 +287,24 @@ def test_cache_readout_follows_runs_and_free_memory(make_editor, packs_server):
     ed.wait_idle()
     assert again["entries"] == after["entries"]
 
+    models = DEMO_CHECKPOINT.is_file()
+    if models:  # a run that loads the demo checkpoint: the loaded-model count moves
+        loader = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": DEMO_CHECKPOINT.name}},
+                  "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}}}
+        ed.js("(p) => loomApp.loadWorkflow(p)", loader)
+        ed.page.click("#btn-queue")
+        loaded = wait_readout(ed, "+d.models > 0", timeout=30000)
+        ed.wait_idle(30000)
+        assert f"{loaded['models']} model" in loaded["text"]
+
     ed.page.click("#cache-readout")
     pop = ed.page.locator("#cache-popover")
     pop.locator("table.stats").first.wait_for()
     figures = pop.inner_text()
     assert "hits / misses" in figures and "evictions" in figures and "models" in figures.lower()
+    if models:
+        pop.locator("table.models").wait_for()
+        assert "loom-demo-sd1.safetensors#" in figures and "RAM" in figures
     ed.shot("cache_popover")
 
     pop.locator('[data-act="free"]').click()
