@@ -62,6 +62,9 @@ export class CacheReadout {
     });
     this.popover.addEventListener("click", (e) => e.stopPropagation());
     document.addEventListener("click", () => (this.popover.hidden = true));
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") this.popover.hidden = true;
+    });
     for (const type of ["execution_success", "execution_error", "execution_interrupted"]) {
       this.app.api.addEventListener(type, () => this.refreshSoon());
     }

@@ -5,8 +5,6 @@
 
 import { el } from "./dom.js";
 
-const VERBS = { install: "install", enable: "enable", disable: "disable", update: "update", remove: "remove" };
-
 export class PacksPanel {
   constructor(app, ui, panels) {
     this.app = app;
@@ -15,6 +13,7 @@ export class PacksPanel {
     this.draft = { source: "", isolated: false };
     this.message = null; // {kind: ok|warn|error|busy, text, details?, notes?}
     this.busy = null; // "install" or a pack name while its operation runs
+    this._busyKind = null;
     this.ops = 0; // operations started: marks which one the message answers
   }
 
@@ -106,6 +105,7 @@ export class PacksPanel {
   }
 
   async install() {
+    if (this.busy) return undefined; // one operation at a time (the server queues them anyway)
     const source = this.draft.source.trim();
     if (!source) {
       this.message = { kind: "error", text: "Give a git URL, a local folder or a .zip path to install." };
@@ -128,6 +128,7 @@ export class PacksPanel {
   }
 
   async act(kind, name) {
+    if (this.busy) return undefined;
     if (kind === "remove") {
       const ok = await this.ui.modal("Remove node pack",
         el("p", {}, "Delete the pack ", el("b", {}, name), " from custom_nodes (and its virtual environment, if it has one)? Workflows using its nodes will show them as missing after the next start."),
@@ -231,7 +232,6 @@ function messageBox(m, op) {
 export function failure(kind, what, e) {
   const err = e?.body?.error ?? {};
   const message = typeof err === "string" ? err : err.message ?? e?.message ?? String(e);
-  const verb = VERBS[kind] ?? kind;
   if (e?.status === 403 && err.type === "forbidden") {
     return {
       kind: "error",
@@ -246,7 +246,7 @@ export function failure(kind, what, e) {
     const kept = kind === "update" ? " The previous version was kept." : "";
     return {
       kind: "error",
-      text: `Not ${verb === "update" ? "updated" : "installed"}: the pack's requirements would change packages Loom depends on` +
+      text: `Not ${kind === "update" ? "updated" : "installed"}: the pack's requirements would change packages Loom depends on` +
         `${packages.length ? ` (${packages.join(", ")})` : ""}.${kept}` +
         (kind === "install" ? " Tick “isolated” to give the pack its own environment." : ""),
       packages,
@@ -257,13 +257,13 @@ export function failure(kind, what, e) {
     return { kind: "error", text: "The server wants its access token: open the editor once with /?token=TOKEN.", details: message };
   }
   if (err.type === "pip_failed") {
-    return { kind: "error", text: `Could not ${verb} ${what}: pip failed while installing its requirements.`, details: message };
+    return { kind: "error", text: `Could not ${kind} ${what}: pip failed while installing its requirements.`, details: message };
   }
   if (e?.status == null) {
-    return { kind: "error", text: `Could not ${verb} ${what}: the server could not be reached (${message}).` };
+    return { kind: "error", text: `Could not ${kind} ${what}: the server could not be reached (${message}).` };
   }
   const short = message.split("\n")[0];
-  return { kind: "error", text: `Could not ${verb} ${what}: ${short}`, details: message.includes("\n") ? message : undefined };
+  return { kind: "error", text: `Could not ${kind} ${what}: ${short}`, details: message.includes("\n") ? message : undefined };
 }
 
 function capital(s) {
