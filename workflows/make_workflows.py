@@ -4,24 +4,46 @@
 
 Each workflow is a small graph built with `Graph` below; node sockets and widget order follow
 ComfyUI's core nodes (tests/diffusion_sampling/test_sampling_workflows.py checks them against Loom's
-registry by converting every file to an API prompt). Model names are the project's demo models;
-the SDXL and upscale workflows name files the user must supply.
+registry by converting every file to an API prompt). Every workflow but the SDXL one runs as it is
+with the models the repository ships (tools/demo_model/README.md): the demo checkpoint at its
+native 128x128, prompts in its vocabulary, euler/normal, 20 steps, cfg 7 and an empty negative prompt
+(what it learned as "unconditional": 10% of its training captions were dropped to ""). The input
+images are scenes drawn by the demo model's own generator (tools/demo_model/data.py), so img2img,
+inpaint and ControlNet stay in its domain. tests/workflows_run/ runs them all and checks the images.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DEMO_CKPT = "loom-demo-sd1.safetensors"
 DEMO_CONTROLNET = "loom-demo-control.safetensors"
 DEMO_LORA = "loom-demo-stripes.safetensors"
+DEMO_UPSCALER = "loom-demo-2x.safetensors"
 SDXL_BASE = "sd_xl_base_1.0.safetensors"
 SDXL_REFINER = "sd_xl_refiner_1.0.safetensors"
-UPSCALER = "RealESRGAN_x4plus.pth"
-NEGATIVE = "blurry, low quality, watermark, text"
+SDXL_NEGATIVE = "blurry, low quality, watermark, text"
+# The demo model's unconditional prompt is the empty caption; words it never saw only add noise.
+NEGATIVE = ""
+SIZE = 128        # the demo model's native size
+# KSampler widgets: seed, control_after_generate, steps, cfg, sampler, scheduler (+ denoise).
+SAMPLER = (20, 7.0, "euler", "normal")
+
+# The input images, written by write_inputs() and seeded into Loom's input folder (nodes.paths).
+SCENE = "loom-demo-scene.png"              # img2img and the model upscale
+SCENE_HOLE = "loom-demo-scene-hole.png"    # inpaint: transparent where to repaint
+HINT = "loom-demo-hint-star.png"           # ControlNet: a white shape mask on black
+INPUT_IMAGES = (SCENE, SCENE_HOLE, HINT)
+# (colour, shape, size, position, background) of the scenes, in data.py's vocabulary.
+SCENE_TUPLE = ("yellow", "star", "large", "center", "blue")
+HOLE_SCENE_TUPLE = ("white", "square", "large", "center", "green")
+HINT_TUPLE = ("white", "star", "large", "center", "black")
+# Hires fix: sample at 128, enlarge the latent, resample at denoise 0.5.
+HIRES_SCALE = 2.0
+HIRES_SIZE = int(SIZE * HIRES_SCALE)
 
 # class_type -> (link inputs [(name, type)], widget names, outputs [(name, type)])
 SPECS: dict[str, tuple[list, list, list]] = {
@@ -54,25 +76,42 @@ SPECS: dict[str, tuple[list, list, list]] = {
     "LatentUpscaleBy": ([("samples", "LATENT")], ["upscale_method", "scale_by"], [("LATENT", "LATENT")]),
     "UpscaleModelLoader": ([], ["model_name"], [("UPSCALE_MODEL", "UPSCALE_MODEL")]),
     "ImageUpscaleWithModel": ([("upscale_model", "UPSCALE_MODEL"), ("image", "IMAGE")], [], [("IMAGE", "IMAGE")]),
-    "ImageScaleBy": ([("image", "IMAGE")], ["upscale_method", "scale_by"], [("IMAGE", "IMAGE")]),
 }
+
+# Node sizes (width, body height below the title). At least what the editor computes for the node's
+# sockets and widgets; samplers, LoadImage and SaveImage get the 180+ px under their widgets the
+# editor gives an image or a live preview, so nothing grows into a neighbour during a run.
+NODE_SIZES: dict[str, tuple[int, int]] = {
+    "CheckpointLoaderSimple": (320, 100), "CLIPTextEncode": (400, 160), "EmptyLatentImage": (320, 110),
+    "KSampler": (320, 470), "KSamplerAdvanced": (340, 540), "VAEDecode": (210, 50), "VAEEncode": (210, 50),
+    "SaveImage": (360, 330), "LoadImage": (320, 330), "LoraLoader": (320, 130), "ControlNetLoader": (320, 60),
+    "ControlNetApplyAdvanced": (320, 190), "InpaintModelConditioning": (320, 140), "LatentUpscaleBy": (320, 90),
+    "UpscaleModelLoader": (320, 60), "ImageUpscaleWithModel": (240, 50),
+}
+TITLE_HEIGHT = 30   # LiteGraph draws the title above `pos`
+GAP_X, GAP_Y = 60, 40
+ORIGIN = (20, 60)
 
 
 class Graph:
-    """A UI workflow under construction: nodes, links, positions."""
+    """A UI workflow under construction: nodes in columns, links.
+
+    Nodes are stacked top to bottom in the column they are added to; `workflow()` places the
+    columns side by side, each as wide as its widest node, so no two nodes overlap.
+    """
 
     def __init__(self):
         self.nodes: list[dict] = []
         self.links: list[list] = []
+        self.columns: dict[int, list[dict]] = {}
 
-    def add(self, class_type: str, pos: tuple[int, int], widgets: list | None = None, title: str | None = None,
+    def add(self, class_type: str, column: int, widgets: list | None = None, title: str | None = None,
             **links: tuple[dict, int]) -> dict:
         inputs, widget_names, outputs = SPECS[class_type]
         widgets = list(widgets or [])
         if len(widgets) != len(widget_names):
             raise ValueError(f"{class_type} takes widgets {widget_names}, got {widgets}")
-        node = {"id": len(self.nodes) + 1, "type": class_type, "pos": list(pos),
-                "size": [320, 60 + 26 * (len(widgets) + max(len(inputs), len(outputs)))],
+        node = {"id": len(self.nodes) + 1, "type": class_type, "pos": [0, 0], "size": list(NODE_SIZES[class_type]),
                 "flags": {}, "order": len(self.nodes), "mode": 0,
                 "inputs": [], "outputs": [{"name": n, "type": t, "links": [], "slot_index": i}
                                           for i, (n, t) in enumerate(outputs)],
@@ -95,9 +134,20 @@ class Graph:
         if not node["inputs"]:
             del node["inputs"]
         self.nodes.append(node)
+        self.columns.setdefault(column, []).append(node)
         return node
 
+    def _place(self) -> None:
+        x = ORIGIN[0]
+        for column in sorted(self.columns):
+            y = ORIGIN[1]
+            for node in self.columns[column]:
+                node["pos"] = [x, y]
+                y += node["size"][1] + TITLE_HEIGHT + GAP_Y
+            x += max(node["size"][0] for node in self.columns[column]) + GAP_X
+
     def workflow(self) -> dict:
+        self._place()
         for node in self.nodes:
             for out in node["outputs"]:
                 out["links"] = out["links"] or None
@@ -108,128 +158,125 @@ class Graph:
                 "extra": {"ds": {"scale": 1, "offset": [0, 0]}}, "version": 0.4}
 
 
-def _text(g: Graph, clip, text: str, y: int) -> dict:
-    return g.add("CLIPTextEncode", (420, y), [text], clip=clip)
+def _prompts(g: Graph, clip, text: str, negative: str = NEGATIVE, column: int = 1) -> tuple[dict, dict]:
+    pos = g.add("CLIPTextEncode", column, [text], title="Positive prompt", clip=clip)
+    neg = g.add("CLIPTextEncode", column, [negative], title="Negative prompt", clip=clip)
+    return pos, neg
+
+
+def _ksampler(seed: int, denoise: float = 1.0) -> list:
+    steps, cfg, sampler, scheduler = SAMPLER
+    return [seed, "randomize", steps, cfg, sampler, scheduler, denoise]
+
+
+def _decode_and_save(g: Graph, samples, vae, prefix: str, column: int) -> dict:
+    image = g.add("VAEDecode", column, samples=(samples, 0), vae=vae)
+    return g.add("SaveImage", column + 1, [prefix], images=(image, 0))
 
 
 def txt2img() -> dict:
     g = Graph()
-    ckpt = g.add("CheckpointLoaderSimple", (20, 200), [DEMO_CKPT])
-    pos = _text(g, (ckpt, 1), "a lighthouse on a rocky coast at sunset, detailed", 80)
-    neg = _text(g, (ckpt, 1), NEGATIVE, 320)
-    latent = g.add("EmptyLatentImage", (420, 560), [512, 512, 1])
-    samples = g.add("KSampler", (860, 120), [42, "fixed", 20, 7.0, "euler", "normal", 1.0],
-                    model=(ckpt, 0), positive=(pos, 0), negative=(neg, 0), latent_image=(latent, 0))
-    image = g.add("VAEDecode", (1220, 120), samples=(samples, 0), vae=(ckpt, 2))
-    g.add("SaveImage", (1460, 120), ["Loom_txt2img"], images=(image, 0))
+    ckpt = g.add("CheckpointLoaderSimple", 0, [DEMO_CKPT])
+    pos, neg = _prompts(g, (ckpt, 1), "a large yellow star on a blue background")
+    latent = g.add("EmptyLatentImage", 1, [SIZE, SIZE, 1])
+    samples = g.add("KSampler", 2, _ksampler(3), model=(ckpt, 0), positive=(pos, 0), negative=(neg, 0),
+                    latent_image=(latent, 0))
+    _decode_and_save(g, samples, (ckpt, 2), "Loom_txt2img", 3)
     return g.workflow()
 
 
 def img2img() -> dict:
     g = Graph()
-    ckpt = g.add("CheckpointLoaderSimple", (20, 200), [DEMO_CKPT])
-    pos = _text(g, (ckpt, 1), "a watercolor painting of hills under a big sun", 80)
-    neg = _text(g, (ckpt, 1), NEGATIVE, 320)
-    photo = g.add("LoadImage", (20, 460), ["loom-demo-photo.png", "image"])
-    latent = g.add("VAEEncode", (420, 560), pixels=(photo, 0), vae=(ckpt, 2))
-    samples = g.add("KSampler", (860, 120), [7, "fixed", 20, 7.0, "dpmpp_2m", "karras", 0.6],
-                    model=(ckpt, 0), positive=(pos, 0), negative=(neg, 0), latent_image=(latent, 0))
-    image = g.add("VAEDecode", (1220, 120), samples=(samples, 0), vae=(ckpt, 2))
-    g.add("SaveImage", (1460, 120), ["Loom_img2img"], images=(image, 0))
+    ckpt = g.add("CheckpointLoaderSimple", 0, [DEMO_CKPT])
+    scene = g.add("LoadImage", 0, [SCENE, "image"])
+    pos, neg = _prompts(g, (ckpt, 1), "a yellow star on a blue background")
+    latent = g.add("VAEEncode", 1, pixels=(scene, 0), vae=(ckpt, 2))
+    samples = g.add("KSampler", 2, _ksampler(7, denoise=0.6), model=(ckpt, 0), positive=(pos, 0),
+                    negative=(neg, 0), latent_image=(latent, 0))
+    _decode_and_save(g, samples, (ckpt, 2), "Loom_img2img", 3)
     return g.workflow()
 
 
 def inpaint() -> dict:
     g = Graph()
-    ckpt = g.add("CheckpointLoaderSimple", (20, 200), [DEMO_CKPT])
-    pos = _text(g, (ckpt, 1), "a red hot-air balloon in the sky", 80)
-    neg = _text(g, (ckpt, 1), NEGATIVE, 320)
-    photo = g.add("LoadImage", (20, 460), ["loom-demo-inpaint.png", "image"])
-    cond = g.add("InpaintModelConditioning", (420, 560), [True], positive=(pos, 0), negative=(neg, 0),
-                 vae=(ckpt, 2), pixels=(photo, 0), mask=(photo, 1))
-    samples = g.add("KSampler", (860, 120), [3, "fixed", 25, 7.0, "euler_ancestral", "normal", 1.0],
-                    model=(ckpt, 0), positive=(cond, 0), negative=(cond, 1), latent_image=(cond, 2))
-    image = g.add("VAEDecode", (1220, 120), samples=(samples, 0), vae=(ckpt, 2))
-    g.add("SaveImage", (1460, 120), ["Loom_inpaint"], images=(image, 0))
+    ckpt = g.add("CheckpointLoaderSimple", 0, [DEMO_CKPT])
+    scene = g.add("LoadImage", 0, [SCENE_HOLE, "image"])
+    pos, neg = _prompts(g, (ckpt, 1), "a red circle on a green background")
+    cond = g.add("InpaintModelConditioning", 2, [True], positive=(pos, 0), negative=(neg, 0), vae=(ckpt, 2),
+                 pixels=(scene, 0), mask=(scene, 1))
+    samples = g.add("KSampler", 3, _ksampler(7), model=(ckpt, 0), positive=(cond, 0), negative=(cond, 1),
+                    latent_image=(cond, 2))
+    _decode_and_save(g, samples, (ckpt, 2), "Loom_inpaint", 4)
     return g.workflow()
 
 
 def lora() -> dict:
     g = Graph()
-    ckpt = g.add("CheckpointLoaderSimple", (20, 200), [DEMO_CKPT])
-    lora_node = g.add("LoraLoader", (20, 400), [DEMO_LORA, 1.0, 1.0], model=(ckpt, 0), clip=(ckpt, 1))
-    pos = _text(g, (lora_node, 1), "a cat sitting on a sofa, stripes", 80)
-    neg = _text(g, (lora_node, 1), NEGATIVE, 320)
-    latent = g.add("EmptyLatentImage", (420, 560), [512, 512, 1])
-    samples = g.add("KSampler", (860, 120), [11, "fixed", 20, 7.0, "euler", "normal", 1.0],
-                    model=(lora_node, 0), positive=(pos, 0), negative=(neg, 0), latent_image=(latent, 0))
-    image = g.add("VAEDecode", (1220, 120), samples=(samples, 0), vae=(ckpt, 2))
-    g.add("SaveImage", (1460, 120), ["Loom_lora"], images=(image, 0))
+    ckpt = g.add("CheckpointLoaderSimple", 0, [DEMO_CKPT])
+    # Strength 1 is the scale the LoRA ships at (tools/demo_model/README.md); 0.83 is its trained scale.
+    lora_node = g.add("LoraLoader", 0, [DEMO_LORA, 1.0, 1.0], model=(ckpt, 0), clip=(ckpt, 1))
+    pos, neg = _prompts(g, (lora_node, 1), "an orange circle on a blue background")
+    latent = g.add("EmptyLatentImage", 1, [SIZE, SIZE, 1])
+    samples = g.add("KSampler", 2, _ksampler(11), model=(lora_node, 0), positive=(pos, 0), negative=(neg, 0),
+                    latent_image=(latent, 0))
+    _decode_and_save(g, samples, (ckpt, 2), "Loom_lora", 3)
     return g.workflow()
 
 
 def controlnet() -> dict:
     g = Graph()
-    ckpt = g.add("CheckpointLoaderSimple", (20, 200), [DEMO_CKPT])
-    pos = _text(g, (ckpt, 1), "a stone house with a garden, sunny day", 80)
-    neg = _text(g, (ckpt, 1), NEGATIVE, 320)
-    cn = g.add("ControlNetLoader", (20, 460), [DEMO_CONTROLNET])
-    hint = g.add("LoadImage", (20, 580), ["loom-demo-control-hint.png", "image"])
-    applied = g.add("ControlNetApplyAdvanced", (420, 560), [1.0, 0.0, 1.0], positive=(pos, 0), negative=(neg, 0),
+    ckpt = g.add("CheckpointLoaderSimple", 0, [DEMO_CKPT])
+    cn = g.add("ControlNetLoader", 0, [DEMO_CONTROLNET])
+    hint = g.add("LoadImage", 0, [HINT, "image"])
+    pos, neg = _prompts(g, (ckpt, 1), "a yellow shape on a purple background")
+    latent = g.add("EmptyLatentImage", 1, [SIZE, SIZE, 1])
+    applied = g.add("ControlNetApplyAdvanced", 2, [1.0, 0.0, 1.0], positive=(pos, 0), negative=(neg, 0),
                     control_net=(cn, 0), image=(hint, 0))
-    latent = g.add("EmptyLatentImage", (420, 800), [512, 512, 1])
-    samples = g.add("KSampler", (860, 120), [5, "fixed", 20, 7.0, "dpmpp_2m", "karras", 1.0],
-                    model=(ckpt, 0), positive=(applied, 0), negative=(applied, 1), latent_image=(latent, 0))
-    image = g.add("VAEDecode", (1220, 120), samples=(samples, 0), vae=(ckpt, 2))
-    g.add("SaveImage", (1460, 120), ["Loom_controlnet"], images=(image, 0))
+    samples = g.add("KSampler", 3, _ksampler(5), model=(ckpt, 0), positive=(applied, 0), negative=(applied, 1),
+                    latent_image=(latent, 0))
+    _decode_and_save(g, samples, (ckpt, 2), "Loom_controlnet", 4)
     return g.workflow()
 
 
 def hires_fix() -> dict:
     g = Graph()
-    ckpt = g.add("CheckpointLoaderSimple", (20, 200), [DEMO_CKPT])
-    pos = _text(g, (ckpt, 1), "a mountain village in the snow, evening lights", 80)
-    neg = _text(g, (ckpt, 1), NEGATIVE, 320)
-    latent = g.add("EmptyLatentImage", (420, 560), [512, 512, 1])
-    first = g.add("KSampler", (860, 120), [21, "fixed", 20, 7.0, "euler", "normal", 1.0], title="KSampler (base)",
-                  model=(ckpt, 0), positive=(pos, 0), negative=(neg, 0), latent_image=(latent, 0))
-    bigger = g.add("LatentUpscaleBy", (860, 460), ["nearest-exact", 1.5], samples=(first, 0))
-    second = g.add("KSampler", (1220, 120), [21, "fixed", 15, 7.0, "dpmpp_2m", "karras", 0.5],
-                   title="KSampler (hires)", model=(ckpt, 0), positive=(pos, 0), negative=(neg, 0),
-                   latent_image=(bigger, 0))
-    image = g.add("VAEDecode", (1580, 120), samples=(second, 0), vae=(ckpt, 2))
-    g.add("SaveImage", (1820, 120), ["Loom_hires"], images=(image, 0))
+    ckpt = g.add("CheckpointLoaderSimple", 0, [DEMO_CKPT])
+    pos, neg = _prompts(g, (ckpt, 1), "a purple diamond on a yellow background")
+    latent = g.add("EmptyLatentImage", 1, [SIZE, SIZE, 1])
+    first = g.add("KSampler", 2, _ksampler(4), title="KSampler (128x128)", model=(ckpt, 0), positive=(pos, 0),
+                  negative=(neg, 0), latent_image=(latent, 0))
+    bigger = g.add("LatentUpscaleBy", 2, ["nearest-exact", HIRES_SCALE], samples=(first, 0))
+    second = g.add("KSampler", 3, _ksampler(4, denoise=0.5), title=f"KSampler ({HIRES_SIZE}x{HIRES_SIZE})",
+                   model=(ckpt, 0), positive=(pos, 0), negative=(neg, 0), latent_image=(bigger, 0))
+    _decode_and_save(g, second, (ckpt, 2), "Loom_hires", 4)
     return g.workflow()
 
 
 def upscale_with_model() -> dict:
     g = Graph()
-    photo = g.add("LoadImage", (20, 120), ["loom-demo-photo.png", "image"])
-    model = g.add("UpscaleModelLoader", (20, 460), [UPSCALER])
-    big = g.add("ImageUpscaleWithModel", (420, 120), upscale_model=(model, 0), image=(photo, 0))
-    g.add("SaveImage", (760, 120), ["Loom_upscaled"], images=(big, 0))
+    scene = g.add("LoadImage", 0, [SCENE, "image"])
+    model = g.add("UpscaleModelLoader", 0, [DEMO_UPSCALER])
+    big = g.add("ImageUpscaleWithModel", 1, upscale_model=(model, 0), image=(scene, 0))
+    g.add("SaveImage", 2, ["Loom_upscaled"], images=(big, 0))
     return g.workflow()
 
 
 def sdxl_refiner() -> dict:
+    """Needs the user's SDXL base and refiner checkpoints (not shipped)."""
     g = Graph()
-    base = g.add("CheckpointLoaderSimple", (20, 120), [SDXL_BASE], title="Load SDXL base")
-    refiner = g.add("CheckpointLoaderSimple", (20, 520), [SDXL_REFINER], title="Load SDXL refiner")
+    base = g.add("CheckpointLoaderSimple", 0, [SDXL_BASE], title="Load SDXL base")
+    refiner = g.add("CheckpointLoaderSimple", 0, [SDXL_REFINER], title="Load SDXL refiner")
     prompt = "a cinematic photo of a red fox in a snowy forest, golden hour"
-    pos = _text(g, (base, 1), prompt, 40)
-    neg = _text(g, (base, 1), NEGATIVE, 260)
-    rpos = _text(g, (refiner, 1), prompt, 480)
-    rneg = _text(g, (refiner, 1), NEGATIVE, 700)
-    latent = g.add("EmptyLatentImage", (420, 920), [1024, 1024, 1])
-    first = g.add("KSamplerAdvanced", (860, 120),
-                  ["enable", 1234, "fixed", 25, 7.0, "euler", "normal", 0, 20, "enable"], title="Base (steps 0-20)",
-                  model=(base, 0), positive=(pos, 0), negative=(neg, 0), latent_image=(latent, 0))
-    second = g.add("KSamplerAdvanced", (1220, 120),
-                   ["disable", 1234, "fixed", 25, 7.0, "euler", "normal", 20, 10000, "disable"],
+    pos, neg = _prompts(g, (base, 1), prompt, SDXL_NEGATIVE)
+    rpos, rneg = _prompts(g, (refiner, 1), prompt, SDXL_NEGATIVE)
+    latent = g.add("EmptyLatentImage", 1, [1024, 1024, 1])
+    first = g.add("KSamplerAdvanced", 2, ["enable", 1234, "fixed", 25, 7.0, "euler", "normal", 0, 20, "enable"],
+                  title="Base (steps 0-20)", model=(base, 0), positive=(pos, 0), negative=(neg, 0),
+                  latent_image=(latent, 0))
+    second = g.add("KSamplerAdvanced", 3, ["disable", 1234, "fixed", 25, 7.0, "euler", "normal", 20, 10000, "disable"],
                    title="Refiner (steps 20-25)", model=(refiner, 0), positive=(rpos, 0), negative=(rneg, 0),
                    latent_image=(first, 0))
-    image = g.add("VAEDecode", (1580, 120), samples=(second, 0), vae=(refiner, 2))
-    g.add("SaveImage", (1820, 120), ["Loom_sdxl"], images=(image, 0))
+    _decode_and_save(g, second, (refiner, 2), "Loom_sdxl", 4)
     return g.workflow()
 
 
@@ -243,55 +290,57 @@ WORKFLOWS = {
     "upscale_with_model.json": upscale_with_model,
     "sdxl_base_refiner.json": sdxl_refiner,
 }
+# Workflows that need model files the repository does not ship.
+NEEDS_USER_MODELS = {"sdxl_base_refiner.json": [("checkpoints", SDXL_BASE), ("checkpoints", SDXL_REFINER)]}
 
 
 # -- input images ------------------------------------------------------------------------------------
-def _photo(size: int = 512):
-    """A simple landscape: sky gradient, sun, two hills."""
-    from PIL import Image, ImageDraw
+def _render(t: tuple[str, str, str, str, str], seed: int):
+    """One plain-background scene from the demo generator: (image [3,H,W], shape mask [H,W])."""
+    import torch
 
-    img = Image.new("RGB", (size, size))
-    draw = ImageDraw.Draw(img)
-    for y in range(size):
-        t = y / size
-        draw.line([(0, y), (size, y)], fill=(int(90 + 120 * t), int(150 + 60 * t), int(235 - 40 * t)))
-    draw.ellipse([size * 0.62, size * 0.12, size * 0.82, size * 0.32], fill=(255, 214, 90))
-    hill = [(x, size * 0.62 - 60 * math.sin(x / size * math.pi * 1.3)) for x in range(0, size + 1, 8)]
-    draw.polygon(hill + [(size, size), (0, size)], fill=(70, 140, 70))
-    hill2 = [(x, size * 0.78 - 40 * math.sin(x / size * math.pi * 2 + 1)) for x in range(0, size + 1, 8)]
-    draw.polygon(hill2 + [(size, size), (0, size)], fill=(40, 105, 50))
-    return img
+    sys.path.insert(0, str(HERE.parent))
+    from tools.demo_model import data
+
+    g = torch.Generator().manual_seed(seed)
+    drawn = data.render(data.scenes_from_tuples([t], generator=g), generator=g)
+    return drawn["image"][0], drawn["mask"][0, 0]
+
+
+def _to_pil(chw):
+    from PIL import Image
+
+    return Image.fromarray((chw.permute(1, 2, 0) * 255).round().byte().numpy())
 
 
 def write_inputs() -> None:
-    from PIL import Image, ImageDraw
+    import torch
+    from PIL import Image
 
     folder = HERE / "inputs"
     folder.mkdir(exist_ok=True)
-    photo = _photo()
-    photo.save(folder / "loom-demo-photo.png", optimize=True)
-    # inpaint: transparent where to repaint (LoadImage's mask is 1 - alpha)
-    rgba = photo.convert("RGBA")
-    alpha = Image.new("L", photo.size, 255)
-    ImageDraw.Draw(alpha).ellipse([150, 60, 330, 240], fill=0)
-    rgba.putalpha(alpha)
-    rgba.save(folder / "loom-demo-inpaint.png", optimize=True)
-    # ControlNet hint: white outlines on black (a house and a path)
-    hint = Image.new("RGB", (512, 512))
-    d = ImageDraw.Draw(hint)
-    d.rectangle([150, 220, 360, 420], outline="white", width=4)
-    d.polygon([(130, 225), (255, 110), (380, 225)], outline="white", width=4)
-    d.rectangle([230, 320, 280, 420], outline="white", width=4)
-    d.line([(255, 420), (200, 512)], fill="white", width=4)
-    d.line([(280, 420), (330, 512)], fill="white", width=4)
-    hint.save(folder / "loom-demo-control-hint.png", optimize=True)
+    for old in folder.glob("*.png"):
+        if old.name not in INPUT_IMAGES:
+            old.unlink()
+    image, _ = _render(SCENE_TUPLE, seed=1)
+    _to_pil(image).save(folder / SCENE, optimize=True)
+    # Inpaint: transparent (alpha 0) over the square and a margin around it; LoadImage's mask is
+    # 1 - alpha, so that is the area the sampler repaints. The RGB under it stays the scene.
+    image, mask = _render(HOLE_SCENE_TUPLE, seed=2)
+    hole = torch.nn.functional.max_pool2d(mask[None, None], 13, stride=1, padding=6)[0, 0] > 0.5
+    rgba = _to_pil(image).convert("RGBA")
+    rgba.putalpha(Image.fromarray(((~hole).byte() * 255).numpy()))
+    rgba.save(folder / SCENE_HOLE, optimize=True)
+    # ControlNet hint: the shape's mask, white on black (what the demo ControlNet was trained on).
+    _, mask = _render(HINT_TUPLE, seed=3)
+    Image.fromarray((mask * 255).round().byte().numpy()).convert("RGB").save(folder / HINT, optimize=True)
 
 
 def main() -> None:
     for name, build in WORKFLOWS.items():
         (HERE / name).write_text(json.dumps(build(), indent=1) + "\n")
     write_inputs()
-    print(f"wrote {len(WORKFLOWS)} workflows and 3 input images to {HERE}")
+    print(f"wrote {len(WORKFLOWS)} workflows and {len(INPUT_IMAGES)} input images to {HERE}")
 
 
 if __name__ == "__main__":

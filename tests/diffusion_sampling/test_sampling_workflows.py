@@ -31,7 +31,7 @@ def test_every_workflow_is_listed_and_up_to_date():
     assert {f.name for f in FILES} == set(builder.WORKFLOWS)
     for f in FILES:
         assert json.loads(f.read_text()) == builder.WORKFLOWS[f.name](), f"{f.name}: rerun workflows/make_workflows.py"
-    for image in ("loom-demo-photo.png", "loom-demo-inpaint.png", "loom-demo-control-hint.png"):
+    for image in builder.INPUT_IMAGES:
         assert (ROOT / "inputs" / image).is_file()
 
 
@@ -42,7 +42,7 @@ def populated(data_dirs):
     models = data_dirs.models_dirs[0]
     for folder, name in (("checkpoints", builder.DEMO_CKPT), ("checkpoints", builder.SDXL_BASE),
                          ("checkpoints", builder.SDXL_REFINER), ("controlnet", builder.DEMO_CONTROLNET),
-                         ("loras", builder.DEMO_LORA), ("upscale_models", builder.UPSCALER)):
+                         ("loras", builder.DEMO_LORA), ("upscale_models", builder.DEMO_UPSCALER)):
         (models / folder).mkdir(parents=True, exist_ok=True)
         (models / folder / name).write_bytes(b"")
     for image in (ROOT / "inputs").glob("*.png"):
@@ -75,7 +75,6 @@ def test_workflow_converts_and_validates(path, populated):
 # -- end to end on tiny models ------------------------------------------------------------------------------
 def _install_tiny_models(data_dirs) -> None:
     """The tiny test models under the names the workflows use; small copies of the input images."""
-    import torch
     from PIL import Image
 
     from nodes.diffusion.nodes_upscale import import_spandrel
@@ -93,8 +92,10 @@ def _install_tiny_models(data_dirs) -> None:
     from spandrel.architectures.Compact import Compact
 
     (models / "upscale_models").mkdir(exist_ok=True)
-    torch.save(Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2).state_dict(),
-               models / "upscale_models" / builder.UPSCALER)
+    from safetensors.torch import save_file
+
+    save_file(Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2).state_dict(),
+              str(models / "upscale_models" / builder.DEMO_UPSCALER))
     for image in (ROOT / "inputs").glob("*.png"):
         Image.open(image).resize((32, 32)).save(data_dirs.input_dir / image.name)
 
