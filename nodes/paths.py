@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -219,12 +219,27 @@ def get_filename_list(name: str) -> list[str]:
     return list(names)
 
 
+def relative_model_name(filename: str) -> PurePosixPath:
+    """A model name as the combo lists it: a relative path with no `..`; anything else is refused.
+
+    Unlike `safe_join`, the file may be a symlink to elsewhere: people link models they keep in
+    other places into their model folders, and the folders are theirs to arrange.
+    """
+    if not filename or "\x00" in filename or re.match(r"^[A-Za-z]:", filename):
+        raise UnsafePath(f"not a model file name: {filename!r}")
+    rel = PurePosixPath(filename.replace("\\", "/"))
+    if rel.is_absolute() or ".." in rel.parts:
+        raise UnsafePath(f"model names must stay inside their folder: {filename!r}")
+    return rel
+
+
 def get_full_path(name: str, filename: str) -> Path | None:
+    try:
+        rel = relative_model_name(filename)
+    except UnsafePath:
+        return None
     for d in folders().model_folder_paths(name):
-        try:
-            p = safe_join(d, filename)
-        except UnsafePath:
-            return None
+        p = d.joinpath(*rel.parts)
         if p.exists():
             return p
     return None

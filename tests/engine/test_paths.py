@@ -48,3 +48,17 @@ def test_example_inputs_are_seeded_on_request_but_user_files_kept(tmp_path):
         assert (data / "input" / name).exists()
     if examples:
         assert (data / "input" / examples[0]).read_bytes() == b"mine"
+
+
+def test_symlinked_models_load_but_names_cannot_escape(tmp_path):
+    elsewhere = tmp_path / "big_disk" / "sd15.safetensors"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"x")
+    models = tmp_path / "models"
+    (models / "checkpoints").mkdir(parents=True)
+    (models / "checkpoints" / "sd15.safetensors").symlink_to(elsewhere)
+    paths.configure(tmp_path / "data", models)
+    assert paths.get_filename_list("checkpoints") == ["sd15.safetensors"]
+    assert paths.get_full_path("checkpoints", "sd15.safetensors") == models / "checkpoints" / "sd15.safetensors"
+    for bad in ("../../big_disk/sd15.safetensors", "/etc/passwd", "a\x00b", "C:\\x", ""):
+        assert paths.get_full_path("checkpoints", bad) is None
