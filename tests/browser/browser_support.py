@@ -119,3 +119,26 @@ def python_convert(workflow: dict, object_info: dict) -> dict:
     from engine.workflow.ui_to_api import convert_ui_to_api
 
     return convert_ui_to_api(workflow, object_info).prompt
+
+
+def saved_image(ed: Editor, node_id: int):
+    """The image shown on a node, fetched from /view as the page did: float32 [H,W,3] in 0..1."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    url = ed.js("(id) => loomApp.execution.images.get(String(id)).images[0].src", node_id)
+    body = ed.page.request.get(url).body()
+    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"), dtype=np.float32) / 255.0
+
+
+def overlapping_nodes(ed: Editor) -> list:
+    """Pairs of node titles whose boxes (title bar included) overlap on the canvas."""
+    return ed.js("""() => { const ns = loomApp.graph._nodes, out = [];
+        const box = n => { const b = new Float32Array(4); n.getBounding(b); return b; };
+        for (let i = 0; i < ns.length; i++) for (let j = i + 1; j < ns.length; j++) {
+            const a = box(ns[i]), b = box(ns[j]);
+            if (a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3])
+                out.push([ns[i].title, ns[j].title]); }
+        return out; }""")
