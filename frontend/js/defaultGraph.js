@@ -5,9 +5,9 @@ import { apiPromptToWorkflow } from "./apiToGraph.js";
 
 const TXT2IMG = {
   4: { class_type: "CheckpointLoaderSimple", inputs: {} },
-  6: { class_type: "CLIPTextEncode", inputs: { text: "a watercolor painting of a lighthouse at dawn", clip: ["4", 1] } },
-  7: { class_type: "CLIPTextEncode", inputs: { text: "blurry, low quality", clip: ["4", 1] } },
-  5: { class_type: "EmptyLatentImage", inputs: { width: 512, height: 512, batch_size: 1 } },
+  6: { class_type: "CLIPTextEncode", inputs: { text: "a red circle on a blue background", clip: ["4", 1] } },
+  7: { class_type: "CLIPTextEncode", inputs: { text: "", clip: ["4", 1] } },
+  5: { class_type: "EmptyLatentImage", inputs: { width: 128, height: 128, batch_size: 1 } },
   3: {
     class_type: "KSampler",
     inputs: { model: ["4", 0], positive: ["6", 0], negative: ["7", 0], latent_image: ["5", 0], seed: 42, steps: 20, cfg: 7 },
