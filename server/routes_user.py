@@ -1,8 +1,8 @@
 """Per-user state: /settings, /users, /userdata (saved workflows, templates, user.css), /v2/userdata.
 
 Loom is single-user: every request is user "default", whose files live in `<data>/user/default/`
-(ComfyUI's layout, so a ComfyUI user folder can be copied over). Settings are that folder's
-`comfy.settings.json`, written atomically.
+(ComfyUI's layout, so a ComfyUI user folder can be copied over). Settings live in the SQLite store with
+the queue and history; a ComfyUI `comfy.settings.json` in that folder is taken in on first use.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from nodes.paths import atomic_write
 from server.context import ServerContext
 from server.http_util import ApiError, Routes, query_bool, read_json
 from server.routes_files import DANGEROUS_TYPES
+from server.store import Store
 
 DEFAULT_USER = "default"
 SETTINGS_FILE = "comfy.settings.json"
@@ -35,8 +36,9 @@ def file_info(path: Path, root: Path) -> dict:
 
 
 class UserFiles:
-    def __init__(self, user_root: Path):
+    def __init__(self, user_root: Path, store: Store):
         self.users_root = user_root
+        self.store = store
         self.root = (user_root / DEFAULT_USER)
         for sub in USER_FOLDERS:  # listed by the frontend at load; absent folders only log 404s there
             (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -51,16 +53,24 @@ class UserFiles:
         except paths.UnsafePath as e:
             raise ApiError(403, f"refused: {e}", "forbidden_path") from None
 
-    # -- settings ----------------------------------------------------------------------------------
+    # -- settings (in the SQLite store; a ComfyUI comfy.settings.json found here is taken in once) ------
     def read_settings(self) -> dict:
+        if not self.store.has_settings(DEFAULT_USER):
+            self._import_comfy_settings()
+        return self.store.settings_get(DEFAULT_USER)
+
+    def update_settings(self, values: dict) -> None:
+        if not self.store.has_settings(DEFAULT_USER):
+            self._import_comfy_settings()
+        self.store.settings_update(DEFAULT_USER, values)
+
+    def _import_comfy_settings(self) -> None:
         try:
             data = json.loads((self.root / SETTINGS_FILE).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def write_settings(self, settings: dict) -> None:
-        atomic_write(self.root / SETTINGS_FILE, json.dumps(settings, indent=4).encode())
+            return
+        if isinstance(data, dict) and data:
+            self.store.settings_update(DEFAULT_USER, data)
 
     # -- users (kept for API compatibility; Loom does not switch users) ----------------------------
     def users_file(self) -> Path:
@@ -97,7 +107,7 @@ class UserFiles:
 
 
 def add_routes(r: Routes, ctx: ServerContext) -> None:
-    uf = UserFiles(ctx.user_root)
+    uf = UserFiles(ctx.user_root, ctx.store)
 
     @r.get("/settings")
     async def get_settings(request: web.Request) -> web.Response:
@@ -111,16 +121,14 @@ def add_routes(r: Routes, ctx: ServerContext) -> None:
     async def post_settings(request: web.Request) -> web.Response:
         body = await read_json(request, default={})
         async with uf.settings_lock:
-            uf.write_settings({**uf.read_settings(), **body})
+            uf.update_settings(body)
         return web.json_response({})
 
     @r.post("/settings/{id}")
     async def post_setting(request: web.Request) -> web.Response:
         value = await read_json(request, default=None, expect=None)
         async with uf.settings_lock:
-            settings = uf.read_settings()
-            settings[request.match_info["id"]] = value
-            uf.write_settings(settings)
+            uf.update_settings({request.match_info["id"]: value})
         return web.json_response({})
 
     @r.get("/users")

@@ -57,6 +57,12 @@ CREATE TABLE IF NOT EXISTS history (
     execution_error TEXT,
     item            TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS settings (
+    user  TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (user, key)
+);
 CREATE INDEX IF NOT EXISTS history_by_time ON history (create_time);
 CREATE INDEX IF NOT EXISTS history_by_status_time ON history (job_status, create_time);
 CREATE INDEX IF NOT EXISTS history_by_workflow ON history (workflow_id, create_time);
@@ -100,6 +106,21 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    # -- settings ----------------------------------------------------------------------------------
+    def settings_get(self, user: str) -> dict:
+        with self._lock:
+            rows = self._db.execute("SELECT key, value FROM settings WHERE user = ?", (user,)).fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def settings_update(self, user: str, values: dict) -> None:
+        """Set (merge) these keys in one transaction."""
+        self._tx([("INSERT INTO settings VALUES (?, ?, ?) ON CONFLICT (user, key) DO UPDATE SET value = excluded.value",
+                   (user, str(key), _dumps(value))) for key, value in values.items()])
+
+    def has_settings(self, user: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM settings WHERE user = ? LIMIT 1", (user,)).fetchone() is not None
 
     # -- queue -------------------------------------------------------------------------------------
     def max_number_and_seq(self) -> tuple[float, int]:

@@ -137,8 +137,7 @@ def test_settings(server):
     assert server.get("/settings/A.B").json() == 1
     assert_error(server.post("/api/settings", data=b"{oops"), 400, "invalid_json")
     assert_error(server.post("/api/settings", json=[1]), 400, "invalid_json")
-    stored = json.loads((server.ctx.user_root / "default" / "comfy.settings.json").read_text())
-    assert stored["Comfy.Theme"] == "dark"
+    assert server.ctx.store.settings_get("default")["Comfy.Theme"] == "dark"   # kept in the SQLite store
 
 
 def test_users(server):
