@@ -67,7 +67,7 @@ def bridge_node_packs(app: web.Application, ctx: ServerContext) -> None:
 async def _start(app: web.Application) -> None:
     ctx: ServerContext = app[CTX_KEY]
     ctx.hub.bind(asyncio.get_running_loop())
-    ctx.dispatcher.start()
+    ctx.start_workers()
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -43,6 +43,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--vram-budget", type=float, metavar="GB", help="GPU memory models may hold (default: all but 2 GB)")
     p.add_argument("--model-ram", type=float, metavar="GB", help="RAM loaded models may hold before the oldest unload")
     p.add_argument("--precision", choices=("fp16", "bf16", "fp32"), help="model precision on the GPU (default fp16)")
+    p.add_argument("--workers", default="local", metavar="local|ray[:ADDRESS]",
+                   help="where prompts run: 'local' (default: in this process) or 'ray' (workers on a Ray cluster: "
+                        "'ray' starts a local one, 'ray:auto' or 'ray:HOST:PORT' joins a running one)")
+    p.add_argument("--worker-cpus", type=int, metavar="N",
+                   help="with --workers ray: one worker per N CPUs on machines without a GPU (default: one per machine)")
+    p.add_argument("--ray-namespace", default="loom", metavar="NAME",
+                   help="with --workers ray: the Ray namespace of this server's workers (default 'loom'); servers "
+                        "sharing a cluster need different ones")
     p.add_argument("--disable-custom-nodes", action="store_true", help="load no node packs (except --custom-nodes-allow)")
     p.add_argument("--custom-nodes-allow", metavar="LIST",
                    help="comma-separated node packs to load; no others are")
@@ -58,7 +66,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
                        cpu=args.cpu, cache_ram_gb=args.cache_ram, cache_none=args.cache_none,
                        auth_token=args.auth_token, max_upload_mb=args.max_upload_mb, insecure=args.insecure,
                        cors_origin=args.enable_cors_header, frontend=args.frontend, fast=args.fast,
-                       disable_custom_nodes=args.disable_custom_nodes, custom_nodes_allow=allow)
+                       disable_custom_nodes=args.disable_custom_nodes, custom_nodes_allow=allow,
+                       workers=args.workers, worker_cpus=args.worker_cpus, ray_namespace=args.ray_namespace)
 
 
 def build_registry(config: ServeConfig):
@@ -107,6 +116,16 @@ def run(args: argparse.Namespace) -> int:
     if config.max_upload_mb <= 0:
         print("loom serve: --max-upload-mb must be positive", file=sys.stderr)
         return 2
+    from server.cluster.pool import parse_workers_option
+
+    try:
+        parse_workers_option(config.workers)
+    except ValueError as e:
+        print(f"loom serve: {e}", file=sys.stderr)
+        return 2
+    if config.worker_cpus is not None and config.worker_cpus < 1:
+        print("loom serve: --worker-cpus must be at least 1", file=sys.stderr)
+        return 2
     logs = setup_logging(getattr(args, "verbose", False))
 
     from server.routes_frontend import FrontendMissing, resolve_web_root
@@ -143,9 +162,14 @@ async def serve(config: ServeConfig, registry, web_root, logs) -> int:
     from aiohttp import web
 
     from server.app import create_app
+    from server.cluster.pool import ClusterError
     from server.context import build_context
 
-    ctx = build_context(config, registry, logs=logs)
+    try:
+        ctx = build_context(config, registry, logs=logs)  # joins the Ray cluster first with --workers ray
+    except ClusterError as e:
+        print(f"loom serve: {e}", file=sys.stderr)
+        return 1
     app = create_app(ctx, web_root)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()

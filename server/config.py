@@ -39,6 +39,9 @@ class ServeConfig:
     fast: bool = False
     disable_custom_nodes: bool = False
     custom_nodes_allow: list[str] | None = None
+    workers: str = "local"  # "local" | "ray" | "ray:ADDRESS" (server/cluster/)
+    worker_cpus: int | None = None  # CPUs per Ray worker on machines without a GPU (None: one per machine)
+    ray_namespace: str = "loom"
     max_history: int = 100_000
     ws_queue_size: int = 256  # messages waiting per WebSocket client before it counts as behind
     ws_stall_seconds: float = 10.0  # a client behind for this long without reading is disconnected

@@ -33,6 +33,7 @@ class ServerContext:
     started_at: float = field(default_factory=time.time)
 
     app: Any = None  # the aiohttp Application, once built
+    pool: Any = None  # server.cluster.pool.RayPool with --workers ray
 
     # -- what node packs read through server.PromptServer.instance (server/compat_bridge.py) --------
     @property
@@ -73,7 +74,14 @@ class ServerContext:
         """Send a WebSocket message from any thread (what packs call PromptServer.send_sync for)."""
         self.hub.post(event, data, sid)
 
+    def start_workers(self) -> None:
+        self.dispatcher.start()
+        if self.pool is not None:
+            self.pool.start()
+
     def close(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
         self.dispatcher.stop()
         self.store.close()
 
@@ -124,14 +132,41 @@ def make_cache(config: ServeConfig):
     return None
 
 
+# Settings of this process that workers on other machines must run with too.
+FORWARDED_ENV = ("LOOM_DEVICE", "LOOM_LOW_VRAM", "LOOM_DTYPE", "LOOM_VRAM_BUDGET_GB", "LOOM_RAM_BUDGET_GB",
+                 "LOOM_ALLOW_PICKLE_CHECKPOINTS", "LOOM_COMPILE_MODE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def make_pool(config: ServeConfig, registry, folders):
+    """Join the Ray cluster for --workers ray (raises ClusterError when that fails)."""
+    import os
+
+    from server.cluster.manifest import make_manifest
+    from server.cluster.pool import RayPool, parse_workers_option
+
+    _, address = parse_workers_option(config.workers)
+    settings = {"models_dir": str(folders.models_dirs[0]), "custom_nodes_allow": config.custom_nodes_allow,
+                "disable_custom_nodes": config.disable_custom_nodes, "cache_ram_gb": config.cache_ram_gb,
+                "cache_none": config.cache_none, "fast": config.fast,
+                "env": {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}}
+    pool = RayPool(address, config.ray_namespace, settings, make_manifest(registry), config.worker_cpus)
+    pool.connect()
+    return pool
+
+
 def build_context(config: ServeConfig, registry, workers: list[Worker] | None = None,
                   logs: LogBuffer | None = None) -> ServerContext:
-    """Open the store, recover from an unclean stop, and start the workers."""
+    """Open the store, recover from an unclean stop, and make the workers (started by `start_workers`)."""
     from nodes import paths
+    from server.affinity import models_in_prompt
 
     folders = paths.configure(config.data_dir, config.models_dir)
+    pool = None
+    if workers is None and config.workers != "local":
+        pool = make_pool(config, registry, folders)
     store = Store(folders.data_dir, max_history=config.max_history)
-    failed = store.recover(STOPPED_MESSAGE, int(time.time() * 1000))
+    # Ray workers outlive the server: a run cut short by its stop goes back to the queue once.
+    failed = store.recover(STOPPED_MESSAGE, int(time.time() * 1000), retry=pool is not None)
     for pid in failed:
         log.warning("prompt %s was running when Loom stopped; marked failed", pid)
     queue = PromptQueue(store)
@@ -142,7 +177,10 @@ def build_context(config: ServeConfig, registry, workers: list[Worker] | None = 
     hub.queue_remaining = queue.remaining
     queue.on_change = hub.post_status
     if workers is None:
-        workers = [LocalWorker(registry, make_cache(config))]
-    dispatcher = Dispatcher(queue, hub, workers)
+        workers = [] if pool is not None else [LocalWorker(registry, make_cache(config))]
+    dispatcher = Dispatcher(queue, hub, workers, models_of=models_in_prompt)
+    if pool is not None:
+        pool.on_add, pool.on_remove, pool.on_ready = dispatcher.add_worker, dispatcher.remove_worker, \
+            dispatcher.worker_ready
     return ServerContext(config=config, registry=registry, folders=folders, store=store, queue=queue, hub=hub,
-                         dispatcher=dispatcher, logs=logs or LogBuffer())
+                         dispatcher=dispatcher, logs=logs or LogBuffer(), pool=pool)

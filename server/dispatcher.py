@@ -1,17 +1,22 @@
-"""Running queued prompts off the event loop.
+"""Running queued prompts off the event loop, on one worker or many.
 
-A `Worker` runs one prompt at a time (today: `LocalWorker`, the engine's Executor in this process).
-The `Dispatcher` gives each worker a thread that takes the next item from the queue, forwards the
-engine's events to the WebSocket hub, and files the result in the history. More workers (GPUs,
-machines) can be added to one dispatcher later without touching the HTTP side.
+A `Worker` runs one prompt at a time: `LocalWorker` is the engine in this process; `RayWorker`
+(server/cluster/) is an engine in a Ray actor on some machine. The `Dispatcher` owns the hand-out:
+one thread takes the next queued prompt as soon as a worker is idle and gives it to the idle worker
+that already holds most of the run's model bytes (least recently used on a tie); each worker has a
+thread that runs what it is given, forwards the engine's events to the WebSocket hub and files the
+result in the history. A worker lost mid-run (its process or machine died) has the run requeued at
+the front once; a second loss fails it with a message naming the worker.
 """
 
 from __future__ import annotations
 
 import logging
+import queue as queue_mod
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,6 +28,8 @@ from server.ws_hub import Hub
 
 log = logging.getLogger("loom.server")
 
+MAX_ATTEMPTS = 2  # a run whose worker dies twice is failed, not tried a third time
+
 
 @dataclass
 class RunOutcome:
@@ -32,14 +39,28 @@ class RunOutcome:
     meta: dict = field(default_factory=dict)
 
 
+class WorkerLost(Exception):
+    """The worker went away during a run (its process or its machine died); the run can be tried again."""
+
+
 class Worker(Protocol):
     name: str
 
     def execute(self, item: QueueItem, on_event: EventSink, interrupt: InterruptFlag) -> RunOutcome: ...
 
+    def interrupt(self, prompt_id: str | None) -> None: ...
+
     def free(self, unload_models: bool, free_memory: bool) -> None: ...
 
     def stats(self) -> dict: ...
+
+    def held_models(self) -> dict[str, int]:
+        """Model files this worker has loaded, by name, with the bytes they take (for affinity)."""
+        ...
+
+    def is_ready(self) -> bool:
+        """False while the worker cannot take runs (starting, restarting, refused)."""
+        ...
 
 
 class LocalWorker:
@@ -57,6 +78,9 @@ class LocalWorker:
         return RunOutcome(result.status, dict(result.outputs or {}), list(result.messages or []),
                           dict(result.meta or {}))
 
+    def interrupt(self, prompt_id: str | None) -> None:
+        """Nothing to do: the flag the dispatcher sets is the one the engine checks."""
+
     def free(self, unload_models: bool, free_memory: bool) -> None:
         if free_memory:
             self.executor.reset()
@@ -73,6 +97,14 @@ class LocalWorker:
         except Exception:
             return {}
 
+    def held_models(self) -> dict[str, int]:
+        from server.affinity import loaded_model_files
+
+        return loaded_model_files()
+
+    def is_ready(self) -> bool:
+        return True
+
 
 @dataclass
 class Running:
@@ -82,80 +114,213 @@ class Running:
     last_node: str | None = None
 
 
+@dataclass(eq=False)
+class _Slot:
+    """The dispatcher's book-keeping for one worker."""
+
+    worker: Worker
+    inbox: queue_mod.SimpleQueue = field(default_factory=queue_mod.SimpleQueue)
+    thread: threading.Thread | None = None
+    busy: bool = False
+    last_used: float = 0.0  # monotonic time of its last hand-out (0: never)
+    held: dict[str, int] = field(default_factory=dict)  # what it reported holding after its last run
+    runs: int = 0
+    removed: bool = False
+
+
+def choose_worker(idle: list[_Slot], wanted: set[str]) -> _Slot:
+    """The idle worker holding the most bytes of the wanted models; least recently used on a tie."""
+    def score(slot: _Slot) -> tuple[int, float]:
+        held = sum(size for name, size in slot.held.items() if name in wanted) if wanted else 0
+        return (-held, slot.last_used)
+    return min(idle, key=score)
+
+
 class Dispatcher:
-    def __init__(self, queue: PromptQueue, hub: Hub, workers: list[Worker]):
+    def __init__(self, queue: PromptQueue, hub: Hub, workers: list[Worker],
+                 models_of: Callable[[dict], set[str]] | None = None):
         self.queue = queue
         self.hub = hub
-        self.workers = workers
+        self.models_of = models_of or (lambda prompt: set())
+        self._slots: dict[str, _Slot] = {}
         self._running: dict[str, Running] = {}
-        self._lock = threading.Lock()
-        self._free: dict[str, tuple[bool, bool]] = {}
-        self._threads: list[threading.Thread] = []
+        self._cond = threading.Condition()
         self._stopping = threading.Event()
+        self._started = False
+        self._thread: threading.Thread | None = None
+        for worker in workers:
+            self._slots[worker.name] = _Slot(worker)
+
+    @property
+    def workers(self) -> list[Worker]:
+        with self._cond:
+            return [s.worker for s in self._slots.values()]
 
     # -- control (any thread) ----------------------------------------------------------------------
     def start(self) -> None:
-        for worker in self.workers:
-            t = threading.Thread(target=self._loop, args=(worker,), name=f"loom-worker-{worker.name}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        with self._cond:
+            self._started = True
+            slots = list(self._slots.values())
+        for slot in slots:
+            self._start_slot(slot)
+        self._thread = threading.Thread(target=self._dispatch_loop, name="loom-dispatch", daemon=True)
+        self._thread.start()
+
+    def _start_slot(self, slot: _Slot) -> None:
+        slot.thread = threading.Thread(target=self._worker_loop, args=(slot,), daemon=True,
+                                       name=f"loom-worker-{slot.worker.name}")
+        slot.thread.start()
+
+    def add_worker(self, worker: Worker) -> None:
+        """A worker joins (a Ray node came up); it takes runs from the next hand-out on."""
+        with self._cond:
+            if worker.name in self._slots:
+                self._slots[worker.name].removed = True
+                self._slots[worker.name].inbox.put(None)
+            slot = self._slots[worker.name] = _Slot(worker)
+            started = self._started
+            self._cond.notify_all()
+        if started:
+            self._start_slot(slot)
+        self.queue.wake()
+
+    def remove_worker(self, name: str) -> None:
+        """A worker leaves; a run it has now finishes (or is lost) first."""
+        with self._cond:
+            slot = self._slots.pop(name, None)
+        if slot is not None:
+            slot.removed = True
+            slot.inbox.put(None)
+
+    def worker_ready(self) -> None:
+        """A worker became ready again (tell the hand-out to look)."""
+        with self._cond:
+            self._cond.notify_all()
+        self.queue.wake()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
         self.interrupt()
         self.queue.close()
-        for t in self._threads:
-            t.join(timeout)
+        with self._cond:
+            self._cond.notify_all()
+            slots = list(self._slots.values())
+        for slot in slots:
+            slot.inbox.put(None)
+        for thread in [self._thread] + [s.thread for s in slots]:
+            if thread is not None:
+                thread.join(timeout)
 
     def interrupt(self, prompt_id: str | None = None) -> list[str]:
         """Interrupt the given running prompt, or every running prompt; returns those interrupted."""
-        with self._lock:
+        with self._cond:
             targets = [r for r in self._running.values() if prompt_id is None or r.item.prompt_id == prompt_id]
+            workers = {name: s.worker for name, s in self._slots.items()}
         for r in targets:
             r.interrupt.set()
+            worker = workers.get(r.worker)
+            if worker is not None:
+                try:
+                    worker.interrupt(r.item.prompt_id)
+                except Exception:
+                    log.exception("could not pass the interrupt to worker %s", r.worker)
         return [r.item.prompt_id for r in targets]
 
     def request_free(self, unload_models: bool, free_memory: bool) -> None:
         """Done by each worker between prompts (never during one)."""
-        with self._lock:
-            for worker in self.workers:
-                u, f = self._free.get(worker.name, (False, False))
-                self._free[worker.name] = (u or unload_models, f or free_memory)
-        self.queue.wake()
+        with self._cond:
+            slots = list(self._slots.values())
+        for slot in slots:
+            slot.inbox.put(("free", unload_models, free_memory))
 
     def running(self) -> list[Running]:
-        with self._lock:
+        with self._cond:
             return list(self._running.values())
 
     def running_for_client(self, client_id: str) -> Running | None:
-        with self._lock:
+        with self._cond:
             return next((r for r in self._running.values() if r.item.client_id == client_id), None)
 
-    # -- the worker threads --------------------------------------------------------------------------
-    def _loop(self, worker: Worker) -> None:
+    def worker_states(self) -> dict[str, dict]:
+        """What the dispatcher knows of each worker (no calls to the workers)."""
+        with self._cond:
+            running = {r.worker: r.item.prompt_id for r in self._running.values()}
+            return {name: {"busy": s.busy, "ready": s.worker.is_ready(), "runs": s.runs,
+                           "running": running.get(name), "models": dict(s.held)}
+                    for name, s in self._slots.items()}
+
+    # -- the hand-out --------------------------------------------------------------------------------
+    def _idle(self) -> list[_Slot]:
+        return [s for s in self._slots.values() if not s.busy and not s.removed and s.worker.is_ready()]
+
+    def _dispatch_loop(self) -> None:
         while not self._stopping.is_set():
-            self._do_free(worker)
-            item = self.queue.take()
+            with self._cond:
+                while not self._stopping.is_set() and not self._idle():
+                    self._cond.wait(1.0)
+            if self._stopping.is_set():
+                return
+            item = self.queue.take(timeout=1.0)
             if item is None:
                 continue
             try:
-                self._run(worker, item)
-            except Exception:  # never lose the worker thread
-                log.exception("worker %s failed while filing prompt %s", worker.name, item.prompt_id)
-
-    def _do_free(self, worker: Worker) -> None:
-        with self._lock:
-            request = self._free.pop(worker.name, None)
-        if request:
-            try:
-                worker.free(*request)
-                log.info("worker %s freed memory (unload_models=%s, free_memory=%s)", worker.name, *request)
+                wanted = self.models_of(item.prompt) if len(self._slots) > 1 else set()
             except Exception:
-                log.exception("freeing memory on worker %s failed", worker.name)
+                log.exception("could not list the models of prompt %s", item.prompt_id)
+                wanted = set()
+            with self._cond:
+                idle = self._idle()
+                if not idle:  # the worker went away between the wait and the take
+                    slot = None
+                else:
+                    slot = choose_worker(idle, wanted)
+                    slot.busy = True
+                    slot.last_used = time.monotonic()
+            if slot is None:
+                self.queue.put_back(item)
+                continue
+            slot.inbox.put(("run", item))
 
-    def _run(self, worker: Worker, item: QueueItem) -> None:
+    # -- the worker threads --------------------------------------------------------------------------
+    def _worker_loop(self, slot: _Slot) -> None:
+        while not self._stopping.is_set() and not slot.removed:
+            message = slot.inbox.get()
+            if message is None:
+                break
+            if message[0] == "free":
+                self._do_free(slot.worker, message[1], message[2])
+                continue
+            item = message[1]
+            try:
+                self._run(slot, item)
+            except Exception:  # never lose the worker thread
+                log.exception("worker %s failed while filing prompt %s", slot.worker.name, item.prompt_id)
+            finally:
+                with self._cond:
+                    slot.busy = False
+                    slot.runs += 1
+                    self._cond.notify_all()
+        # a removed slot may still hold a run the hand-out gave it just before: return it
+        while True:
+            try:
+                message = slot.inbox.get_nowait()
+            except queue_mod.Empty:
+                break
+            if message is not None and message[0] == "run" and not self._stopping.is_set():
+                self.queue.put_back(message[1])
+
+    def _do_free(self, worker: Worker, unload_models: bool, free_memory: bool) -> None:
+        try:
+            worker.free(unload_models, free_memory)
+            log.info("worker %s freed memory (unload_models=%s, free_memory=%s)", worker.name, unload_models,
+                     free_memory)
+        except Exception:
+            log.exception("freeing memory on worker %s failed", worker.name)
+
+    def _run(self, slot: _Slot, item: QueueItem) -> None:
+        worker = slot.worker
         run = Running(item, worker.name, InterruptFlag())
-        with self._lock:
+        with self._cond:
             self._running[item.prompt_id] = run
         client_id = item.client_id
         started = time.monotonic()
@@ -179,19 +344,21 @@ class Dispatcher:
 
         try:
             outcome = worker.execute(item, on_event, run.interrupt)
+        except WorkerLost as e:
+            outcome = self._worker_lost(worker, item, run, e)
+            if outcome is None:
+                return
         except Exception as e:  # an engine bug must not take the server down: report it as a failed run
             log.exception("the engine raised while running prompt %s", item.prompt_id)
-            error = {"prompt_id": item.prompt_id, "node_id": run.last_node or "", "node_type": "", "executed": [],
-                     "exception_message": f"Loom failed to run this prompt: {e}", "exception_type": type(e).__name__,
-                     "traceback": traceback.format_exception(e), "current_inputs": {}, "current_outputs": [],
-                     "timestamp": timestamp_ms()}
-            self.hub.post_engine_event("execution_error", error, client_id)
-            outcome = RunOutcome("error", messages=[
-                ("execution_start", {"prompt_id": item.prompt_id, "timestamp": item.start_time}),
-                ("execution_error", error)])
+            outcome = self._failed(item, run, f"Loom failed to run this prompt: {e}", type(e).__name__,
+                                   traceback.format_exception(e))
         finally:
-            with self._lock:
+            with self._cond:
                 self._running.pop(item.prompt_id, None)
+        try:
+            slot.held = dict(worker.held_models())
+        except Exception:
+            log.exception("worker %s could not say which models it holds", worker.name)
 
         if self._stopping.is_set() and outcome.status == "interrupted":
             # Cut short by shutdown, not by the user: left as running, the next start files it as
@@ -199,8 +366,37 @@ class Dispatcher:
             log.warning("prompt %s was stopped by the shutdown", item.prompt_id)
             return
         status_str = "success" if outcome.status == "success" else "error"
-        self.queue.done(item, history_item(item, outcome.outputs, status_str, outcome.messages, outcome.meta))
+        history = history_item(item, outcome.outputs, status_str, outcome.messages, outcome.meta)
+        history["loom"] = {"worker": worker.name, "attempts": item.attempts + 1}
+        self.queue.done(item, history)
         if client_id is not None:
             self.hub.post("executing", {"node": None, "prompt_id": item.prompt_id}, client_id)
-        log.info("prompt %s finished: %s in %.2fs (%d outputs)", item.prompt_id, outcome.status,
+        log.info("prompt %s finished on %s: %s in %.2fs (%d outputs)", item.prompt_id, worker.name, outcome.status,
                  time.monotonic() - started, len(outcome.outputs))
+
+    def _worker_lost(self, worker: Worker, item: QueueItem, run: Running, error: WorkerLost) -> RunOutcome | None:
+        """Requeue the run at the front (None), or fail it when this was its last attempt."""
+        if item.attempts + 1 < MAX_ATTEMPTS and not self._stopping.is_set() and not run.interrupt.is_set():
+            log.warning("worker %s was lost while running prompt %s (%s); the prompt goes back to the front of "
+                        "the queue", worker.name, item.prompt_id, error)
+            self.queue.requeue_front(item)
+            if item.client_id is not None:
+                self.hub.post("loom_requeued", {"prompt_id": item.prompt_id, "worker": worker.name,
+                                                "reason": str(error)}, item.client_id)
+            return None
+        if run.interrupt.is_set():
+            message = f"Interrupted, and worker {worker.name} was lost while stopping: {error}"
+        else:
+            message = (f"Worker {worker.name} was lost while running this prompt ({error}); it had been tried "
+                       f"{item.attempts + 1} times, so Loom gave up on it")
+        log.error("prompt %s failed: %s", item.prompt_id, message)
+        return self._failed(item, run, message, "WorkerLost", [])
+
+    def _failed(self, item: QueueItem, run: Running, message: str, exc_type: str, tb: list[str]) -> RunOutcome:
+        error = {"prompt_id": item.prompt_id, "node_id": run.last_node or "", "node_type": "", "executed": [],
+                 "exception_message": message, "exception_type": exc_type, "traceback": tb,
+                 "current_inputs": {}, "current_outputs": [], "timestamp": timestamp_ms()}
+        self.hub.post_engine_event("execution_error", error, item.client_id)
+        return RunOutcome("error", messages=[
+            ("execution_start", {"prompt_id": item.prompt_id, "timestamp": item.start_time}),
+            ("execution_error", error)])

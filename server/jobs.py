@@ -29,6 +29,7 @@ class QueueItem:
     sensitive: dict = field(default_factory=dict)
     seq: int = 0  # arrival order, breaks ties between equal numbers
     start_time: int | None = None
+    attempts: int = 0  # times a worker was lost while running it (the run is requeued once)
 
     @property
     def client_id(self) -> str | None:

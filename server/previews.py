@@ -19,7 +19,8 @@ DEFAULT_MAX_SIZE = 512
 
 
 def encode_image(preview: Any, max_size: int = DEFAULT_MAX_SIZE) -> tuple[str, bytes] | None:
-    """A PIL image, or `(format, image, max_size)`, as (format, encoded bytes); None if it is neither."""
+    """A PIL image, or `(format, image or its encoded bytes, max_size)`, as (format, encoded bytes); None if it
+    is neither."""
     from PIL import Image, ImageOps
 
     fmt = "JPEG"
@@ -29,6 +30,8 @@ def encode_image(preview: Any, max_size: int = DEFAULT_MAX_SIZE) -> tuple[str, b
         image = preview[1]
         if len(preview) > 2 and preview[2]:
             max_size = int(preview[2])
+    if fmt in IMAGE_TYPES and isinstance(image, bytes):  # encoded already (by a remote worker)
+        return fmt, image
     if fmt not in IMAGE_TYPES or not isinstance(image, Image.Image):
         return None
     if image.width > max_size or image.height > max_size:

@@ -31,6 +31,8 @@ class PromptQueue:
         for state, item in store.load_queue():
             if state == "pending":
                 self._insert(item)
+            else:  # left running by `Store.recover(retry=True)`: its worker outlived the server
+                self._requeue(item)
 
     # -- producers -----------------------------------------------------------------------------------
     def next_number(self, front: bool) -> int:
@@ -45,7 +47,8 @@ class PromptQueue:
                 raise KeyError(f"prompt_id {item.prompt_id!r} is already queued")
             item.seq = self._seq
             self._seq += 1
-            self._counter = max(self._counter, int(abs(item.number)) + 1)
+            # numbers given by clients push the counter on (capped: SQLite stores 64-bit integers)
+            self._counter = max(self._counter, min(int(abs(item.number)) + 1, 2**62))
             self.store.add_pending(item)
             self._insert(item)
             self._cond.notify()
@@ -54,6 +57,32 @@ class PromptQueue:
     def _insert(self, item: QueueItem) -> None:
         self._items[item.prompt_id] = item
         bisect.insort(self._pending, (item.number, item.seq, item.prompt_id))
+
+    def requeue_front(self, item: QueueItem) -> None:
+        """Put a running item back at the front of the queue, counting the attempt."""
+        with self._cond:
+            self._running.pop(item.prompt_id, None)
+            self._requeue(item)
+            self._cond.notify()
+        self.on_change()
+
+    def _requeue(self, item: QueueItem) -> None:
+        item.attempts += 1
+        item.number = -self._counter
+        self._counter += 1
+        item.start_time = None
+        self.store.mark_pending(item)
+        self._insert(item)
+
+    def put_back(self, item: QueueItem) -> None:
+        """Undo a take(): the item returns to its place, no attempt counted (no worker could take it)."""
+        with self._cond:
+            self._running.pop(item.prompt_id, None)
+            item.start_time = None
+            self.store.mark_pending(item)
+            self._insert(item)
+            self._cond.notify()
+        self.on_change()
 
     def delete(self, prompt_ids: list[str] | None) -> list[str]:
         """Remove pending items (all when prompt_ids is None); returns the ids removed."""

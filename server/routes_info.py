@@ -134,7 +134,10 @@ def add_routes(r: Routes, internal: Routes, ctx: ServerContext, web_root: Path |
     def loom_stats() -> dict:
         """Loom's own state: each worker's output cache and the loaded models (an extra key; ComfyUI
         clients ignore it)."""
-        stats: dict = {"workers": {w.name: w.stats() for w in ctx.dispatcher.workers}}
+        states = ctx.dispatcher.worker_states()
+        stats: dict = {"workers": {w.name: {**w.stats(), **states.get(w.name, {})} for w in ctx.dispatcher.workers}}
+        if ctx.pool is not None:
+            stats["cluster"] = ctx.pool.stats()
         management = sys.modules.get("nodes.diffusion.management")
         manager = management.existing_model_manager() if management is not None else None
         if manager is not None:   # only once models were used

@@ -25,7 +25,7 @@ from server.jobs import (
     run_times,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "loom.sqlite3"
 PRUNE_EVERY = 256  # finished runs between history prunes
 
@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS queue (
     outputs     TEXT NOT NULL,
     create_time INTEGER NOT NULL,
     start_time  INTEGER,
-    workflow_id TEXT
+    workflow_id TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS history (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -88,6 +89,7 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self._since_prune = 0
         self.prune()
@@ -95,6 +97,13 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _migrate(self) -> None:
+        """Bring a database made by an older Loom up to this schema (columns are only ever added)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(queue)")}
+        if "attempts" not in columns:  # schema 1
+            self._db.execute("ALTER TABLE queue ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _tx(self, statements) -> None:
         with self._lock:
@@ -131,12 +140,18 @@ class Store:
         return float(row[0] or 0), int(row[1] or 0)
 
     def add_pending(self, item: QueueItem) -> None:
-        self._tx([("INSERT INTO queue VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, NULL, ?)",
+        self._tx([("INSERT INTO queue (prompt_id, seq, number, state, prompt, extra_data, outputs, create_time, "
+                   "start_time, workflow_id, attempts) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, NULL, ?, ?)",
                    (item.prompt_id, item.seq, item.number, _dumps(item.prompt), _dumps(item.extra_data),
-                    _dumps(item.outputs), item.create_time, item.workflow_id))])
+                    _dumps(item.outputs), item.create_time, item.workflow_id, item.attempts))])
 
     def mark_running(self, prompt_id: str, start_time: int) -> None:
         self._tx([("UPDATE queue SET state='running', start_time=? WHERE prompt_id=?", (start_time, prompt_id))])
+
+    def mark_pending(self, item: QueueItem) -> None:
+        """A running item goes back to the queue (its worker was lost, or none could take it)."""
+        self._tx([("UPDATE queue SET state='pending', start_time=NULL, number=?, attempts=? WHERE prompt_id=?",
+                   (item.number, item.attempts, item.prompt_id))])
 
     def delete_pending(self, prompt_ids: list[str] | None) -> None:
         """Remove the given pending items, or all of them when prompt_ids is None."""
@@ -149,10 +164,11 @@ class Store:
         """Every stored queue row as (state, item), in arrival order."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT state, prompt_id, seq, number, prompt, extra_data, outputs, create_time, start_time "
+                "SELECT state, prompt_id, seq, number, prompt, extra_data, outputs, create_time, start_time, attempts "
                 "FROM queue ORDER BY seq").fetchall()
         return [(r[0], QueueItem(number=r[3], prompt_id=r[1], prompt=json.loads(r[4]), extra_data=json.loads(r[5]),
-                                 outputs=json.loads(r[6]), create_time=r[7], seq=r[2], start_time=r[8]))
+                                 outputs=json.loads(r[6]), create_time=r[7], seq=r[2], start_time=r[8],
+                                 attempts=r[9]))
                 for r in rows]
 
     # -- finishing runs ------------------------------------------------------------------------------
@@ -279,9 +295,14 @@ class Store:
         return job
 
     # -- recovery ------------------------------------------------------------------------------------
-    def recover(self, message: str, now_ms: int) -> list[str]:
-        """Runs that were in progress when the process died become failed history items."""
-        failed = [item for state, item in self.load_queue() if state == "running"]
+    def recover(self, message: str, now_ms: int, retry: bool = False) -> list[str]:
+        """Runs that were in progress when the process died become failed history items.
+
+        With `retry` (the workers run elsewhere and outlived the server), a run that was never retried
+        stays in the queue for `PromptQueue` to put back at the front. Returns the ids filed as failed.
+        """
+        failed = [item for state, item in self.load_queue()
+                  if state == "running" and not (retry and item.attempts < 1)]
         for item in failed:
             error = {"prompt_id": item.prompt_id, "node_id": "", "node_type": "", "executed": [],
                      "exception_message": message, "exception_type": "LoomStopped", "traceback": [],

@@ -342,6 +342,16 @@ class ModelManager:
                 "keys": [Path(k.partition("@")[0]).name + "#" + k.rpartition("#")[2] for k in self._entries],
             }
 
+    def loaded_files(self) -> dict[str, int]:
+        """Real path of each model file with loaded parts -> the bytes those parts take."""
+        with self._lock:
+            files: dict[str, int] = {}
+            for key, entry in self._entries.items():
+                if entry.component.module is not None:
+                    path = key.partition("@")[0]
+                    files[path] = files.get(path, 0) + entry.component.size_bytes()
+            return files
+
     def loaded_keys(self) -> list[str]:
         with self._lock:
             return [k for k, e in self._entries.items() if e.component.module is not None]
