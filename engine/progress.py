@@ -40,18 +40,17 @@ class ProgressTracker:
         self._live.add(node_id)
         self._send(node_id)
 
+    # Entries are replaced, never changed in place: an event already emitted (and not yet sent or
+    # pickled) keeps the state it was emitted with.
     def finish(self, node_id: str) -> None:
         entry = self.states.get(node_id) or self._entry(node_id, "running", 0, 1)
-        entry["state"] = "finished"
-        entry["value"] = entry["max"]
-        self.states[node_id] = entry
+        self.states[node_id] = {**entry, "state": "finished", "value": entry["max"]}
         self._live.discard(node_id)
         self._send(node_id)
 
     def fail(self, node_id: str) -> None:
         entry = self.states.get(node_id) or self._entry(node_id, "running", 0, 1)
-        entry["state"] = "error"
-        self.states[node_id] = entry
+        self.states[node_id] = {**entry, "state": "error"}
         self._live.add(node_id)
         self._send(node_id)
 
@@ -59,8 +58,7 @@ class ProgressTracker:
         """The hook nodes reach through nodes.context.report_progress."""
         self.emit(Event(ev.PROGRESS, {"value": value, "max": maximum, "prompt_id": self.prompt_id, "node": node_id}))
         entry = self.states.get(node_id) or self._entry(node_id, "running", 0, 1)
-        entry.update(value=value, max=maximum)
-        self.states[node_id] = entry
+        self.states[node_id] = {**entry, "value": value, "max": maximum}
         self._send(node_id)
         if preview is not None:
             image, fmt, max_size = _unpack_preview(preview)
