@@ -1,101 +1,39 @@
 """A real two-node Ray cluster on this machine (loopback only) and `loom serve --workers ray` against it.
 
-Both nodes are raylets of one cluster started with `ray.cluster_utils.Cluster`, each offering one
-CPU, so Loom plans one worker per node. Worker processes inherit the environment their raylet was
-started with: the test node pack (LOOM_CUSTOM_NODES_DIR), a data folder under the session's tmp
-folder (LOOM_WORKER_DATA_DIR), one torch thread, no hub.
+The workers inherit the environment their raylet was started with: the test node pack
+(LOOM_CUSTOM_NODES_DIR), a data folder under the session's tmp folder (LOOM_WORKER_DATA_DIR), one
+torch thread, no hub.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
+from server.cluster.local_cluster import LOOPBACK_ENV, LocalCluster
 from tests import shared_helpers
 from tests.shared_helpers import REPO
 
 PACK_DIR = Path(__file__).resolve().parent / "pack"
 DEMO_CKPT = "loom-demo-sd1.safetensors"
 
-# Ray binds the machine's routable address unless told this is a one-machine cluster (read when ray
-# is first imported, so it is set for this whole test process).
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-CLUSTER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
-               "LOOM_CUSTOM_NODES_DIR": str(PACK_DIR), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-               "TRANSFORMERS_OFFLINE": "1"}
+CLUSTER_ENV = {**LOOPBACK_ENV, "LOOM_CUSTOM_NODES_DIR": str(PACK_DIR), "OMP_NUM_THREADS": "1",
+               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
-@contextmanager
-def environment(**values: str):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-class RayCluster:
-    """Two raylets on loopback; `add_node` starts more (with extra environment for their workers)."""
-
-    def __init__(self, worker_data: Path):
-        from ray.cluster_utils import Cluster
-
-        self.worker_data = worker_data
-        with environment(**CLUSTER_ENV, LOOM_WORKER_DATA_DIR=str(worker_data)):
-            self.cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-            self.cluster.add_node(num_cpus=1)
-        self.address = self.cluster.address
-        self._driver = False
-
-    def add_node(self, **env: str):
-        with environment(**CLUSTER_ENV, LOOM_WORKER_DATA_DIR=str(self.worker_data), **env):
-            return self.cluster.add_node(num_cpus=1)
-
-    def remove_node(self, node) -> None:
-        self.cluster.remove_node(node)
-
-    def driver(self):
-        """This process as a driver of the cluster (to look at and kill actors)."""
-        import ray
-
-        if not self._driver:
-            with environment(**CLUSTER_ENV):
-                ray.init(address=self.address, namespace="loom-tests", log_to_driver=False)
-            self._driver = True
-        return ray
-
-    def kill_namespace(self, namespace: str) -> None:
-        ray = self.driver()
-        for entry in ray.util.list_named_actors(all_namespaces=True):
-            if entry["namespace"] == namespace:
-                try:
-                    ray.kill(ray.get_actor(entry["name"], namespace=namespace))
-                except ValueError:
-                    pass
-
-    def shutdown(self) -> None:
-        if self._driver:
-            import ray
-
-            ray.shutdown()
-        self.cluster.shutdown()
+def start_cluster(worker_data: Path) -> LocalCluster:
+    """Two one-CPU nodes whose workers load the test pack and keep their data under worker_data."""
+    return LocalCluster(nodes=2, cpus_per_node=1, env={**CLUSTER_ENV, "LOOM_WORKER_DATA_DIR": str(worker_data)})
 
 
 class ClusterServer(shared_helpers.ServeProcess):
     """`loom serve --workers ray:ADDRESS` in a subprocess, in its own Ray namespace unless given one."""
 
-    def __init__(self, cluster: RayCluster, data_dir: Path, *args: str, namespace: str | None = None,
+    def __init__(self, cluster: LocalCluster, data_dir: Path, *args: str, namespace: str | None = None,
                  port: int | None = None):
         self.namespace = namespace or f"t-{uuid.uuid4().hex[:8]}"
         super().__init__([sys.executable, "-m", "server.cli"], "--data-dir", str(data_dir),

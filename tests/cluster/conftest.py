@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from cluster_support import ClusterServer, RayCluster
+from cluster_support import ClusterServer, start_cluster
 
 
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory):
-    cluster = RayCluster(tmp_path_factory.mktemp("worker-data"))
+    cluster = start_cluster(tmp_path_factory.mktemp("worker-data"))
     yield cluster
     cluster.shutdown()
 
