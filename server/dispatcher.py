@@ -93,7 +93,7 @@ class LocalWorker:
 
     def stats(self) -> dict:
         try:
-            return {"cache": self.executor.cache.stats()}
+            return {"kind": "local", "cache": self.executor.cache.stats(), "models": self.held_models()}
         except Exception:
             return {}
 
@@ -177,7 +177,7 @@ class Dispatcher:
             if worker.name in self._slots:
                 self._slots[worker.name].removed = True
                 self._slots[worker.name].inbox.put(None)
-            slot = self._slots[worker.name] = _Slot(worker)
+            slot = self._slots[worker.name] = _Slot(worker, held=dict(worker.held_models()))
             started = self._started
             self._cond.notify_all()
         if started:
@@ -246,7 +246,7 @@ class Dispatcher:
         with self._cond:
             running = {r.worker: r.item.prompt_id for r in self._running.values()}
             return {name: {"busy": s.busy, "ready": s.worker.is_ready(), "runs": s.runs,
-                           "running": running.get(name), "models": dict(s.held)}
+                           "running": running.get(name)}
                     for name, s in self._slots.items()}
 
     # -- the hand-out --------------------------------------------------------------------------------
