@@ -178,3 +178,41 @@ def test_a_killed_worker_has_its_run_requeued_once_then_failed(cluster_server):
                                                                                   "queue_pending": []}
     assert wait_history(cluster_server.url, cluster_server.queue(image_graph(color=0x0000FF)),
                         60)["status"]["status_str"] == "success"
+
+
+def test_input_files_travel_to_the_workers_and_outputs_come_back_under_free_names(cluster_server):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    picture = np.zeros((16, 16, 3), np.uint8)
+    picture[:, :8] = (200, 30, 30)
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, format="PNG")
+    name = f"travel-{uuid.uuid4().hex[:6]}.png"
+    r = requests.post(cluster_server.url + "/api/upload/image", files={"image": (name, buf.getvalue(), "image/png")},
+                      timeout=30)
+    assert r.status_code == 200, r.text
+    prefix = f"travel-{uuid.uuid4().hex[:6]}"
+
+    def graph(invert: bool) -> dict:
+        g = {"1": {"class_type": "LoadImage", "inputs": {"image": name}},
+             "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}}}
+        if invert:
+            g["2"] = {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}}
+            g["3"]["inputs"]["images"] = ["2", 0]
+        return g
+
+    # Queued together, the two runs go to the two workers; each saves `<prefix>_00001_.png` on its machine.
+    ids = [cluster_server.queue(graph(False)), cluster_server.queue(graph(True))]
+    items = [wait_history(cluster_server.url, pid, 60) for pid in ids]
+    assert len({h["loom"]["worker"] for h in items}) == 2
+    files = [h["outputs"]["3"]["images"][0] for h in items]
+    assert sorted(f["filename"] for f in files) == [f"{prefix}_00001_.png", f"{prefix}_00002_.png"]
+    for item, file in zip(items, files):
+        pixels = np.asarray(Image.open(io.BytesIO(
+            requests.get(cluster_server.url + "/api/view", params=file, timeout=30).content)).convert("RGB"))
+        inverted = "2" in item["prompt"][2]
+        expected = (255 - picture if inverted else picture).astype(int)
+        assert np.abs(pixels.astype(int) - expected).max() <= 1  # float round trip
