@@ -8,7 +8,7 @@ import os
 import sys
 
 # Each subcommand module has add_parser(subparsers) -> parser and run(args) -> int.
-SUBCOMMANDS = ("server.cli_serve", "server.cli_run", "server.cli_convert", "server.cli_nodes")
+SUBCOMMANDS = ("server.cli_serve", "server.cli_run", "server.cli_convert", "server.cli_nodes", "server.cli_workers")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,9 @@ export function summarize(stats) {
     misses,
     evictions: sum("evictions"),
     hitRate: hits + misses ? hits / (hits + misses) : null,
-    models: Number(stats?.models?.loaded) || 0,
+    // local mode: this process's model manager; Ray workers: the model files each one holds
+    models: Number(stats?.models?.loaded) ||
+      Object.values(stats?.workers ?? {}).reduce((t, w) => t + Object.keys(w?.models ?? {}).length, 0),
   };
 }
 

@@ -3,12 +3,22 @@ lacks the server's models is refused."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 
-from cluster_support import DEMO_CKPT, ClusterServer, txt2img_graph
+from cluster_support import CLUSTER_ENV, DEMO_CKPT, ClusterServer, txt2img_graph
 
 from tests.server.srv_helpers import sleep_graph, wait_history
+from tests.shared_helpers import REPO
+
+
+def loom_workers(action: str, cluster, namespace: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "server.cli", "workers", action, "--address", cluster.address,
+                           "--ray-namespace", namespace], cwd=REPO, env={**os.environ, **CLUSTER_ENV},
+                          capture_output=True, text=True, timeout=120)
 
 
 def wait_running_count(server, count: int, timeout: float = 60) -> None:
@@ -54,6 +64,14 @@ def test_a_restarted_server_reattaches_and_runs_what_was_queued(ray_cluster, tmp
         assert again["loom"]["worker"] == warm["loom"]["worker"]
         cached = [m for m in again["status"]["messages"] if m[0] == "execution_cached"][0][1]["nodes"]
         assert set(cached) == set(txt2img_graph())
+
+        # The workers outlive the server on purpose; `loom workers` lists and stops them.
+        second.stop()
+        listed = loom_workers("list", ray_cluster, namespace)
+        assert listed.returncode == 0 and listed.stdout.count("idle") == 2 and DEMO_CKPT in listed.stdout
+        stopped = loom_workers("stop", ray_cluster, namespace)
+        assert stopped.returncode == 0 and stopped.stdout.count("stopped loom-") == 2
+        assert "no Loom workers" in loom_workers("list", ray_cluster, namespace).stdout
     finally:
         first.stop()
         if second is not None:
