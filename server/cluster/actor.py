@@ -72,8 +72,9 @@ class LoomWorker:
         self.started = time.time()
 
     # -- control ----------------------------------------------------------------------------------
-    def ping(self) -> bool:
-        return True
+    def ping(self) -> int:
+        """This process's id: a different one means Ray restarted the worker (its caches are empty)."""
+        return os.getpid()
 
     def info(self) -> dict:
         import ray

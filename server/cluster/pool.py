@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from server.cluster.files import OutputReceiver
 from server.cluster.manifest import differences
 from server.cluster.remote_worker import RayWorker
+from server.config import is_loopback_host
 
 log = logging.getLogger("loom.cluster")
 
@@ -69,6 +71,26 @@ def plan_slots(nodes: list[dict], worker_cpus: int | None) -> list[Slot]:
     return slots
 
 
+def _host_port(address: str | None) -> tuple[str | None, int | None]:
+    """("10.0.0.5", 6379) from "10.0.0.5:6379"; (None, None) for None, "auto" and ray:// client addresses."""
+    if not address or address == "auto" or "://" in address:
+        return None, None
+    host, _, port = address.rpartition(":")
+    try:
+        return host.strip("[]") or None, int(port)
+    except ValueError:
+        return address, None
+
+
+def _check_reachable(host: str, port: int, timeout: float = 5.0) -> None:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ClusterError(f"no Ray cluster answers at {host}:{port} ({e.strerror or e}); start one with "
+                           f"`ray start --head` or pass its address as --workers ray:HOST:PORT") from None
+
+
 class RayPool:
     def __init__(self, address: str | None, namespace: str, settings: dict, server_manifest: dict,
                  worker_cpus: int | None = None):
@@ -91,13 +113,17 @@ class RayPool:
     # -- joining ----------------------------------------------------------------------------------
     def connect(self) -> None:
         """Join the cluster (or start a local one when no address was given and RAY_ADDRESS is unset)."""
+        host, port = _host_port(self.address)
+        if (self.address is None and not os.environ.get("RAY_ADDRESS")) or is_loopback_host(host):
+            # A cluster of this machine alone needs no routable address: keep Ray's ports on loopback.
+            # (Ray reads this when it is first imported.)
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        if host is not None and port is not None:
+            _check_reachable(host, port)  # Ray itself retries an unreachable address for minutes
         try:
             import ray
         except ImportError as e:
             raise ClusterError("--workers ray needs Ray: pip install 'loom[ray]'") from e
-        if self.address is None and not os.environ.get("RAY_ADDRESS"):
-            # A cluster of this machine alone needs no routable address: keep Ray's ports on loopback.
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         try:
             ray.init(address=self.address, namespace=self.namespace, ignore_reinit_error=True,
                      include_dashboard=False if self.address is None else None, log_to_driver=True,
@@ -128,6 +154,7 @@ class RayPool:
     def reconcile(self) -> None:
         import ray
 
+        self._check_ready_workers()
         slots = {s.name: s for s in plan_slots(ray.nodes(), self.worker_cpus)}
         for name in list(self.workers):
             if name not in slots:  # its node left the cluster
@@ -139,6 +166,28 @@ class RayPool:
                 self._attach_later(slot)
             elif worker is not None and not worker.ready and worker.state == "restarting":
                 self._attach_later(slot)
+
+    def _check_ready_workers(self) -> None:
+        """Ping the workers in the hand-out: one that died or was restarted while idle leaves it until it
+        is attached (and checked) again, instead of failing the next run given to it."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        pings = {w.actor.ping.remote(): w for w in list(self.workers.values()) if w.ready}
+        if not pings:
+            return
+        answered, _ = ray.wait(list(pings), num_returns=len(pings), timeout=WATCH_EVERY)
+        for ref in answered:  # a worker too slow to answer is left alone this time
+            worker = pings[ref]
+            try:
+                pid = ray.get(ref)
+            except RayActorError as e:
+                log.warning("worker %s is not answering: %s", worker.name, str(e).splitlines()[0] if str(e) else e)
+                worker.mark_lost(e)
+                continue
+            if pid != worker.info.get("pid"):
+                log.warning("worker %s was restarted (pid %s, was %s)", worker.name, pid, worker.info.get("pid"))
+                worker.mark_lost(RuntimeError("restarted by Ray"))
 
     def _attach_later(self, slot: Slot) -> None:
         with self._lock:
@@ -176,8 +225,8 @@ class RayPool:
                 ray.kill(actor)
                 return
             stats = ray.get(actor.stats.remote(), timeout=timeout)
-            if existing is not None and existing.actor == actor:
-                existing.info = info
+            if existing is not None:  # the same named actor, restarted by Ray
+                existing.actor, existing.info = actor, info
                 existing.update(stats)
                 existing.state, existing.reason, existing.ready = "ready", None, True
                 log.info("worker %s is back (pid %s)", slot.name, info.get("pid"))

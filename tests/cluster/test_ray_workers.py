@@ -180,6 +180,16 @@ def test_a_killed_worker_has_its_run_requeued_once_then_failed(cluster_server):
                         60)["status"]["status_str"] == "success"
 
 
+def test_a_worker_killed_while_idle_is_noticed_and_rejoins(cluster_server):
+    name, worker = sorted(cluster_server.wait_workers(2).items())[0]
+    os.kill(worker["pid"], signal.SIGKILL)
+    _wait_back(cluster_server, name, worker["pid"], 60)  # seen by the pool's pings, not by a failed run
+    ids = [cluster_server.queue(sleep_graph(seconds=0.5, steps=2, seed=300 + i)) for i in range(2)]
+    items = [wait_history(cluster_server.url, pid, 60) for pid in ids]
+    assert [(h["status"]["status_str"], h["loom"]["attempts"]) for h in items] == [("success", 1)] * 2
+    assert {h["loom"]["worker"] for h in items} == set(cluster_server.stats()["workers"])
+
+
 def test_input_files_travel_to_the_workers_and_outputs_come_back_under_free_names(cluster_server):
     import io
 
