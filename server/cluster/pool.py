@@ -171,7 +171,7 @@ class RayPool:
         """Ping the workers in the hand-out: one that died or was restarted while idle leaves it until it
         is attached (and checked) again, instead of failing the next run given to it."""
         import ray
-        from ray.exceptions import RayActorError
+        from ray.exceptions import RayError
 
         pings = {w.actor.ping.remote(): w for w in list(self.workers.values()) if w.ready}
         if not pings:
@@ -181,7 +181,7 @@ class RayPool:
             worker = pings[ref]
             try:
                 pid = ray.get(ref)
-            except RayActorError as e:
+            except RayError as e:  # dead, or its node is gone (ActorUnschedulableError)
                 log.warning("worker %s is not answering: %s", worker.name, str(e).splitlines()[0] if str(e) else e)
                 worker.mark_lost(e)
                 continue

@@ -58,7 +58,7 @@ class RayWorker:
 
     def execute(self, item: QueueItem, on_event: EventSink, interrupt: InterruptFlag) -> RunOutcome:
         import ray
-        from ray.exceptions import GetTimeoutError, RayActorError
+        from ray.exceptions import ActorUnschedulableError, GetTimeoutError, RayActorError
 
         job = {"prompt_id": item.prompt_id, "prompt": item.prompt, "extra_data": item.run_extra_data(),
                "outputs": item.outputs, "files": prompt_input_files(item.prompt)}
@@ -74,7 +74,7 @@ class RayWorker:
                     renames.update(self.receiver.receive(self.name, message["files"]))
                     data = {**data, "output": rename_in_ui(data.get("output") or {}, renames)}
                 on_event(Event(event_type, data))
-        except (RayActorError, GetTimeoutError) as e:
+        except (RayActorError, ActorUnschedulableError, GetTimeoutError) as e:
             self.mark_lost(e)
             raise WorkerLost(_short(e)) from e
         raise WorkerLost(f"worker {self.name} ended the run without a result")

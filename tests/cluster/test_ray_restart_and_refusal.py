@@ -106,3 +106,28 @@ def test_a_worker_without_the_servers_models_is_refused(ray_cluster, tmp_path):
         server.stop()
         ray_cluster.kill_namespace(server.namespace)
         ray_cluster.remove_node(node)
+
+
+def test_a_node_that_joins_gets_a_worker_and_one_that_leaves_takes_it_along(ray_cluster, tmp_path):
+    server = ClusterServer(ray_cluster, tmp_path / "data")
+    node = None
+    try:
+        server.wait_ready()
+        before = set(server.wait_workers(2))
+        node = ray_cluster.add_node()
+        added = set(server.wait_workers(3, timeout=120)) - before
+        assert len(added) == 1
+        ray_cluster.remove_node(node)
+        node = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and set(server.stats()["workers"]) != before:
+            time.sleep(0.5)
+        assert set(server.stats()["workers"]) == before, server.text()[-5000:]
+        assert "gone with its node; dropped" in server.text()
+        done = wait_history(server.url, server.queue(sleep_graph(seconds=0.2, steps=2, seed=77)), 60)
+        assert done["status"]["status_str"] == "success" and done["loom"]["worker"] in before
+    finally:
+        server.stop()
+        ray_cluster.kill_namespace(server.namespace)
+        if node is not None:
+            ray_cluster.remove_node(node)
