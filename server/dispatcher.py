@@ -16,6 +16,7 @@ import queue as queue_mod
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -143,13 +144,43 @@ class Dispatcher:
         self.hub = hub
         self.models_of = models_of or (lambda prompt: set())
         self._slots: dict[str, _Slot] = {}
+        # Indexes that keep a hand-out cheap with many workers: the idle ones, least recently used first,
+        # and which workers hold each model.
+        self._idle_slots: OrderedDict[str, _Slot] = OrderedDict()
+        self._holders: dict[str, set[str]] = {}
         self._running: dict[str, Running] = {}
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._started = False
         self._thread: threading.Thread | None = None
         for worker in workers:
-            self._slots[worker.name] = _Slot(worker)
+            self._add_slot(_Slot(worker, held=dict(worker.held_models())))
+
+    def _add_slot(self, slot: _Slot, first: bool = False) -> None:  # under self._cond, or before start
+        self._slots[slot.worker.name] = slot
+        self._idle_slots[slot.worker.name] = slot
+        if first:  # joined while others ran: never used, so before every used one
+            self._idle_slots.move_to_end(slot.worker.name, last=False)
+        self._set_held(slot, slot.held)
+
+    def _drop_slot(self, name: str) -> _Slot | None:  # under self._cond
+        slot = self._slots.pop(name, None)
+        self._idle_slots.pop(name, None)
+        if slot is not None:
+            self._set_held(slot, {})
+        return slot
+
+    def _set_held(self, slot: _Slot, held: dict[str, int]) -> None:  # under self._cond
+        name = slot.worker.name
+        for model in slot.held:
+            holders = self._holders.get(model)
+            if holders is not None:
+                holders.discard(name)
+                if not holders:
+                    del self._holders[model]
+        slot.held = dict(held)
+        for model in slot.held:
+            self._holders.setdefault(model, set()).add(name)
 
     @property
     def workers(self) -> list[Worker]:
@@ -173,11 +204,14 @@ class Dispatcher:
 
     def add_worker(self, worker: Worker) -> None:
         """A worker joins (a Ray node came up); it takes runs from the next hand-out on."""
+        held = dict(worker.held_models())
         with self._cond:
-            if worker.name in self._slots:
-                self._slots[worker.name].removed = True
-                self._slots[worker.name].inbox.put(None)
-            slot = self._slots[worker.name] = _Slot(worker, held=dict(worker.held_models()))
+            old = self._drop_slot(worker.name)
+            if old is not None:
+                old.removed = True
+                old.inbox.put(None)
+            slot = _Slot(worker, held=held)
+            self._add_slot(slot, first=True)
             started = self._started
             self._cond.notify_all()
         if started:
@@ -187,7 +221,7 @@ class Dispatcher:
     def remove_worker(self, name: str) -> None:
         """A worker leaves; a run it has now finishes (or is lost) first."""
         with self._cond:
-            slot = self._slots.pop(name, None)
+            slot = self._drop_slot(name)
         if slot is not None:
             slot.removed = True
             slot.inbox.put(None)
@@ -250,13 +284,25 @@ class Dispatcher:
                     for name, s in self._slots.items()}
 
     # -- the hand-out --------------------------------------------------------------------------------
-    def _idle(self) -> list[_Slot]:
-        return [s for s in self._slots.values() if not s.busy and not s.removed and s.worker.is_ready()]
+    def _any_idle(self) -> bool:  # under self._cond
+        return any(s.worker.is_ready() for s in self._idle_slots.values())
+
+    def _pick(self, wanted: set[str]) -> _Slot | None:
+        """Under self._cond: the idle worker holding most of the wanted bytes, else the least recently used.
+
+        Only the workers that hold a wanted model are scored, so a hand-out costs the same with 1,000
+        workers as with 2."""
+        holders = {name for model in wanted for name in self._holders.get(model, ())}
+        candidates = [self._idle_slots[n] for n in holders
+                      if n in self._idle_slots and self._idle_slots[n].worker.is_ready()]
+        if candidates:
+            return choose_worker(candidates, wanted)
+        return next((s for s in self._idle_slots.values() if s.worker.is_ready()), None)
 
     def _dispatch_loop(self) -> None:
         while not self._stopping.is_set():
             with self._cond:
-                while not self._stopping.is_set() and not self._idle():
+                while not self._stopping.is_set() and not self._any_idle():
                     self._cond.wait(1.0)
             if self._stopping.is_set():
                 return
@@ -269,13 +315,11 @@ class Dispatcher:
                 log.exception("could not list the models of prompt %s", item.prompt_id)
                 wanted = set()
             with self._cond:
-                idle = self._idle()
-                if not idle:  # the worker went away between the wait and the take
-                    slot = None
-                else:
-                    slot = choose_worker(idle, wanted)
+                slot = self._pick(wanted)  # None: the worker went away between the wait and the take
+                if slot is not None:
                     slot.busy = True
                     slot.last_used = time.monotonic()
+                    del self._idle_slots[slot.worker.name]
             if slot is None:
                 self.queue.put_back(item)
                 continue
@@ -299,6 +343,8 @@ class Dispatcher:
                 with self._cond:
                     slot.busy = False
                     slot.runs += 1
+                    if not slot.removed:
+                        self._idle_slots[slot.worker.name] = slot  # the most recently used, last
                     self._cond.notify_all()
         # a removed slot may still hold a run the hand-out gave it just before: return it
         while True:
@@ -356,7 +402,9 @@ class Dispatcher:
             with self._cond:
                 self._running.pop(item.prompt_id, None)
         try:
-            slot.held = dict(worker.held_models())
+            held = dict(worker.held_models())
+            with self._cond:
+                self._set_held(slot, held)
         except Exception:
             log.exception("worker %s could not say which models it holds", worker.name)
 

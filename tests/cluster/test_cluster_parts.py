@@ -15,7 +15,7 @@ from engine.events import Event
 from server.cluster.files import OutputReceiver, prompt_input_files, rename_in_ui, write_files
 from server.cluster.manifest import differences
 from server.cluster.pool import parse_workers_option, plan_slots
-from server.dispatcher import Dispatcher, WorkerLost, _Slot, choose_worker
+from server.dispatcher import Dispatcher, RunOutcome, WorkerLost, _Slot, choose_worker
 from server.jobs import QueueItem
 from server.prompt_queue import PromptQueue
 from server.store import Store
@@ -246,3 +246,44 @@ def test_the_dispatcher_requeues_a_lost_run_once_then_fails_it(tmp_path):
         dispatcher.stop()
         store.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("loom-worker-far") and t.is_alive()]
+
+
+class _RecordingWorker(_DyingWorker):
+    """Finishes every run at once and holds one model."""
+
+    def __init__(self, name: str, model: str | None):
+        super().__init__(name)
+        self.held = {model: 1_000} if model else {}
+
+    def execute(self, item, on_event, interrupt):
+        self.calls.append(item.prompt_id)
+        return RunOutcome("success")
+
+    def held_models(self):
+        return self.held
+
+
+def test_the_hand_out_among_many_workers_follows_models_then_least_recently_used(tmp_path):
+    store = Store(tmp_path)
+    queue = PromptQueue(store)
+    workers = [_RecordingWorker(f"w{i}", f"m{i}.safetensors" if i < 50 else None) for i in range(200)]
+    dispatcher = Dispatcher(queue, Hub(16, 5), workers, models_of=lambda p: {p["1"]["inputs"]["ckpt_name"]})
+    dispatcher.start()
+    try:
+        def run(pid: str, model: str) -> None:
+            queue.put(QueueItem(number=queue.next_number(False), prompt_id=pid, outputs=["1"], create_time=1,
+                                prompt={"1": {"class_type": "X", "inputs": {"ckpt_name": model}}}, extra_data={}))
+            deadline = time.monotonic() + 10
+            while store.history_get(pid) is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+
+        run("a", "m7.safetensors")
+        run("b", "m42.safetensors")
+        run("c", "nobody-has-it.safetensors")
+        run("d", "also-nobody.safetensors")
+        assert workers[7].calls == ["a"] and workers[42].calls == ["b"]
+        # no holder: the least recently used, i.e. never used, in the order they joined
+        assert workers[0].calls == ["c"] and workers[1].calls == ["d"]
+    finally:
+        dispatcher.stop()
+        store.close()
