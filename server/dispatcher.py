@@ -332,7 +332,7 @@ class Dispatcher:
             if message is None:
                 break
             if message[0] == "free":
-                self._do_free(slot.worker, message[1], message[2])
+                self._do_free(slot, message[1], message[2])
                 continue
             item = message[1]
             try:
@@ -355,9 +355,13 @@ class Dispatcher:
             if message is not None and message[0] == "run" and not self._stopping.is_set():
                 self.queue.put_back(message[1])
 
-    def _do_free(self, worker: Worker, unload_models: bool, free_memory: bool) -> None:
+    def _do_free(self, slot: _Slot, unload_models: bool, free_memory: bool) -> None:
+        worker = slot.worker
         try:
             worker.free(unload_models, free_memory)
+            held = dict(worker.held_models())
+            with self._cond:
+                self._set_held(slot, held)
             log.info("worker %s freed memory (unload_models=%s, free_memory=%s)", worker.name, unload_models,
                      free_memory)
         except Exception:

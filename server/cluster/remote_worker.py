@@ -55,6 +55,7 @@ class RayWorker:
         import ray
 
         ray.get(self.actor.free.remote(unload_models, free_memory), timeout=120)
+        self.update(ray.get(self.actor.stats.remote(), timeout=30))  # what it holds now, for the hand-out
 
     def execute(self, item: QueueItem, on_event: EventSink, interrupt: InterruptFlag) -> RunOutcome:
         import ray

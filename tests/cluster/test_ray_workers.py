@@ -65,6 +65,14 @@ def test_the_second_run_of_a_checkpoint_goes_to_the_worker_that_has_it(cluster_s
     r = requests.get(cluster_server.url + "/api/view", params={**image}, timeout=30)
     assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # /free reaches every worker; the hand-out learns the model is gone
+    r = requests.post(cluster_server.url + "/api/free", json={"unload_models": True}, timeout=30)
+    assert r.status_code == 200
+    deadline = time.monotonic() + 60
+    while cluster_server.stats()["workers"][holder]["models"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cluster_server.stats()["workers"][holder]["models"] == {}
+
 
 def _normalised(events: list[dict]) -> list[tuple]:
     """Event stream without what differs between any two runs (timestamps, ids, file names)."""
