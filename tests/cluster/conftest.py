@@ -1,4 +1,4 @@
-"""Fixtures: one two-node Ray cluster for these tests, and a `loom serve --workers ray` on it per module."""
+"""Fixtures: a two-node Ray cluster per test module, and a `loom serve --workers ray` on it per module."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from cluster_support import ClusterServer, start_cluster
 
 
-@pytest.fixture(scope="package")  # stopped once the cluster tests are done, not at the end of the session
+@pytest.fixture(scope="module")  # stopped after each module: never left running beside the other tests
 def ray_cluster(tmp_path_factory):
     cluster = start_cluster(tmp_path_factory.mktemp("worker-data"))
     yield cluster
