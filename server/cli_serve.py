@@ -45,7 +45,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp16", "bf16", "fp32"), help="model precision on the GPU (default fp16)")
     p.add_argument("--workers", default="local", metavar="local|ray[:ADDRESS]",
                    help="where prompts run: 'local' (default: in this process) or 'ray' (workers on a Ray cluster: "
-                        "'ray' starts a local one, 'ray:auto' or 'ray:HOST:PORT' joins a running one)")
+                        "'ray' starts a cluster of this machine alone, 'ray:auto' joins the one "
+                        "running on this machine, 'ray:HOST:PORT' joins that one)")
     p.add_argument("--worker-cpus", type=int, metavar="N",
                    help="with --workers ray: one worker per N CPUs on machines without a GPU (default: one per machine)")
     p.add_argument("--ray-namespace", default="loom", metavar="NAME",

@@ -124,8 +124,11 @@ class RayPool:
             import ray
         except ImportError as e:
             raise ClusterError("--workers ray needs Ray: pip install 'loom[ray]'") from e
+        # No address: a new cluster of this machine, even if another runs here ("local"), unless
+        # RAY_ADDRESS names one.
+        address = self.address or (None if os.environ.get("RAY_ADDRESS") else "local")
         try:
-            ray.init(address=self.address, namespace=self.namespace, ignore_reinit_error=True,
+            ray.init(address=address, namespace=self.namespace, ignore_reinit_error=True,
                      include_dashboard=False if self.address is None else None, log_to_driver=True,
                      configure_logging=False)
         except Exception as e:

@@ -287,3 +287,42 @@ def test_the_hand_out_among_many_workers_follows_models_then_least_recently_used
     finally:
         dispatcher.stop()
         store.close()
+
+
+# -- the one test here with Ray: it must run while no other cluster runs on this machine, which
+# `--workers ray` would join ----------------------------------------------------------------------
+def test_workers_ray_without_an_address_starts_a_cluster_of_this_machine_on_loopback(tmp_path, monkeypatch):
+    import psutil
+    import requests
+    from cluster_support import CLUSTER_ENV
+
+    from tests.server.srv_helpers import sleep_graph, wait_history
+    from tests.shared_helpers import ServeProcess
+
+    env = {**CLUSTER_ENV, "HOME": str(tmp_path / "home"), "LOOM_WORKER_DATA_DIR": str(tmp_path / "workers")}
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")  # Loom must keep the cluster on loopback by itself
+    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)
+    server = ServeProcess([sys.executable, "-m", "server.cli"], "--data-dir", str(tmp_path / "data"),
+                          "--workers", "ray", "--ray-namespace", "solo", env=env)
+    try:
+        server.wait_ready(120)
+        deadline = time.monotonic() + 120
+        workers = {}
+        while time.monotonic() < deadline and not any(w.get("ready") for w in workers.values()):
+            workers = requests.get(server.url + "/api/loom/stats", timeout=30).json()["workers"]
+            time.sleep(0.5)
+        assert len(workers) == 1, workers
+        done = wait_history(server.url, requests.post(server.url + "/api/prompt", timeout=30, json={
+            "prompt": sleep_graph(seconds=0.2, steps=2)}).json()["prompt_id"], 60)
+        assert done["status"]["status_str"] == "success"
+        tree = [psutil.Process(server.proc.pid), *psutil.Process(server.proc.pid).children(recursive=True)]
+        listening = set()
+        for process in tree:
+            try:
+                listening |= {c.laddr.ip for c in process.net_connections("inet") if c.status == "LISTEN"}
+            except psutil.NoSuchProcess:
+                continue
+        assert listening and all(ip in ("127.0.0.1", "::1", "::ffff:127.0.0.1") for ip in listening), listening
+    finally:
+        server.stop()
+    assert server.wait_exit() == 0
