@@ -226,9 +226,13 @@ class Dispatcher:
             slot.removed = True
             slot.inbox.put(None)
 
-    def worker_ready(self) -> None:
-        """A worker became ready again (tell the hand-out to look)."""
+    def worker_ready(self, worker: Worker) -> None:
+        """A worker became ready again, perhaps restarted with nothing loaded: the hand-out looks again."""
+        held = dict(worker.held_models())
         with self._cond:
+            slot = self._slots.get(worker.name)
+            if slot is not None:
+                self._set_held(slot, held)
             self._cond.notify_all()
         self.queue.wake()
 

@@ -104,7 +104,7 @@ class RayPool:
         self.refused: dict[str, str] = {}  # slot name -> why
         self.on_add: Callable[[RayWorker], None] = lambda w: None
         self.on_remove: Callable[[str], None] = lambda name: None
-        self.on_ready: Callable[[], None] = lambda: None
+        self.on_ready: Callable[[RayWorker], None] = lambda w: None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._attaching: set[str] = set()
@@ -233,7 +233,7 @@ class RayPool:
                 existing.update(stats)
                 existing.state, existing.reason, existing.ready = "ready", None, True
                 log.info("worker %s is back (pid %s)", slot.name, info.get("pid"))
-                self.on_ready()
+                self.on_ready(existing)
                 return
             worker = RayWorker(slot.name, actor, info, self.receiver)
             worker.update(stats)

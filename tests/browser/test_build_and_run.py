@@ -5,7 +5,7 @@ def add_by_search(ed, query: str, at: tuple[float, float], expect_type: str) -> 
     before = set(ed.node_ids())
     ed.page.mouse.dblclick(*at)
     box = ed.page.locator(".loom-search input")
-    box.wait_for(state="visible", timeout=3000)
+    box.wait_for(state="visible", timeout=15000)
     ed.page.keyboard.type(query)
     first = ed.page.locator(".loom-search li").first
     assert first.get_attribute("data-type") == expect_type, ed.page.locator(".loom-search li").all_inner_texts()
@@ -33,7 +33,7 @@ def test_build_from_empty_canvas_and_run(editor):
     ed.page.mouse.move(x0 + 150, y0 + 40, steps=8)
     ed.page.mouse.move(x0 + 250, y0 + 60, steps=8)
     ed.page.mouse.up()
-    ed.page.locator(".loom-search input").wait_for(state="visible", timeout=3000)
+    ed.page.locator(".loom-search input").wait_for(state="visible", timeout=15000)
     filtered = ed.page.locator(".loom-search li").evaluate_all("els => els.map(e => e.dataset.type)")
     assert "ImageInvert" in filtered and "SaveImage" in filtered
     assert "EmptyLatentImage" not in filtered, "a node without an IMAGE input was offered"
