@@ -89,6 +89,12 @@ export class ExecutionState {
       this.app.ui.toast(`Run interrupted${d.node_id ? ` at node #${d.node_id}` : ""}`);
       this._finish();
     });
+    // Cluster mode (`loom serve --workers ray`): the worker running it was lost; it runs again first.
+    on("loom_requeued", (d) => {
+      this.app.ui.toast(`Worker ${d.worker} was lost; the run goes again from the front of the queue`, "error");
+      this.progress = null;
+      this.changed();
+    });
     on("execution_error", (d) => {
       this.execError = d;
       const node = this.app.graph.getNodeById(Number(d.node_id));
