@@ -102,6 +102,20 @@ class Editor:
                      [node_id, slot, is_input])
         return self.screen_pos(xy)
 
+    def open_search_at(self, at: tuple[float, float], attempts: int = 3) -> None:
+        """Double-click the canvas and wait for the node search. On a loaded machine the two clicks are
+        sometimes too far apart to count as a double-click (the canvas times them), so it tries again."""
+        box = self.page.locator(".loom-search input")
+        for attempt in range(attempts):
+            self.page.mouse.dblclick(*at)
+            try:
+                box.wait_for(state="visible", timeout=5000)
+                return
+            except Exception:
+                self.shot(f"search_did_not_open_{attempt}")
+                if attempt == attempts - 1:
+                    raise
+
     def wait_idle(self, timeout: float = 20000) -> None:
         self.page.wait_for_function("!loomApp.execution.isRunning", timeout=timeout)
 

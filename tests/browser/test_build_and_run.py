@@ -3,9 +3,7 @@
 
 def add_by_search(ed, query: str, at: tuple[float, float], expect_type: str) -> int:
     before = set(ed.node_ids())
-    ed.page.mouse.dblclick(*at)
-    box = ed.page.locator(".loom-search input")
-    box.wait_for(state="visible", timeout=15000)
+    ed.open_search_at(at)
     ed.page.keyboard.type(query)
     first = ed.page.locator(".loom-search li").first
     assert first.get_attribute("data-type") == expect_type, ed.page.locator(".loom-search li").all_inner_texts()

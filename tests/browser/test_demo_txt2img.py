@@ -29,7 +29,7 @@ def pick_in_search(ed, query: str, expect_type: str) -> int:
 
 
 def add_by_double_click(ed, at: tuple[float, float], query: str, expect_type: str) -> int:
-    ed.page.mouse.dblclick(*at)
+    ed.open_search_at(at)
     return pick_in_search(ed, query, expect_type)
 
 

@@ -137,14 +137,7 @@ def make_git_pack(root: Path) -> Path:
 
 def add_by_search(ed, query: str, at: tuple[float, float], expect_type: str) -> int:
     before = set(ed.node_ids())
-    box = ed.page.locator(".loom-search input")
-    ed.page.mouse.dblclick(*at)
-    try:
-        box.wait_for(state="visible", timeout=3000)
-    except Exception:  # once, on a loaded machine, the two clicks were not taken for a double-click
-        ed.shot("search_did_not_open")
-        ed.page.mouse.dblclick(*at)
-        box.wait_for(state="visible", timeout=3000)
+    ed.open_search_at(at)
     ed.page.keyboard.type(query)
     first = ed.page.locator(".loom-search li").first
     assert first.get_attribute("data-type") == expect_type, ed.page.locator(".loom-search li").all_inner_texts()
