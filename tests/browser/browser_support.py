@@ -116,6 +116,23 @@ class Editor:
                 if attempt == attempts - 1:
                     raise
 
+    def pick_in_search(self, query: str, expect_type: str) -> int:
+        """Type into the open node search, check the first hit is `expect_type`, take it; the new node's id."""
+        before = set(self.node_ids())
+        self.page.locator(".loom-search input").wait_for(state="visible", timeout=5000)
+        self.page.keyboard.type(query)
+        first = self.page.locator(".loom-search li").first
+        assert first.get_attribute("data-type") == expect_type, self.page.locator(".loom-search li").all_inner_texts()
+        self.page.keyboard.press("Enter")
+        new = set(self.node_ids()) - before
+        assert len(new) == 1, new
+        return new.pop()
+
+    def add_by_search(self, at: tuple[float, float], query: str, expect_type: str) -> int:
+        """Add a node as a user does: double-click the canvas, type, Enter."""
+        self.open_search_at(at)
+        return self.pick_in_search(query, expect_type)
+
     def wait_idle(self, timeout: float = 20000) -> None:
         self.page.wait_for_function("!loomApp.execution.isRunning", timeout=timeout)
 

@@ -1,18 +1,6 @@
 """Build a graph on an empty canvas with the mouse and keyboard only, queue it, see the image."""
 
 
-def add_by_search(ed, query: str, at: tuple[float, float], expect_type: str) -> int:
-    before = set(ed.node_ids())
-    ed.open_search_at(at)
-    ed.page.keyboard.type(query)
-    first = ed.page.locator(".loom-search li").first
-    assert first.get_attribute("data-type") == expect_type, ed.page.locator(".loom-search li").all_inner_texts()
-    ed.page.keyboard.press("Enter")
-    new = set(ed.node_ids()) - before
-    assert len(new) == 1
-    return new.pop()
-
-
 def test_build_from_empty_canvas_and_run(editor):
     ed = editor
     ed.js("() => document.getElementById('btn-new').click()")
@@ -20,7 +8,7 @@ def test_build_from_empty_canvas_and_run(editor):
     ed.shot("empty_canvas")
 
     # 1. Double-click, type, Enter: fuzzy search by display name.
-    source = add_by_search(ed, "empty imag", (260, 300), "EmptyImage")
+    source = ed.add_by_search((260, 300), "empty imag", "EmptyImage")
     ed.shot("search_added_empty_image")
 
     # 2. Drag a link from its IMAGE output into empty space: the search offers only nodes that

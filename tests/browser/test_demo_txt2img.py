@@ -15,24 +15,6 @@ SEED = 6   # "a red circle" at this seed is a large red circle (the model is rig
 
 
 # -- driving the canvas like a user ---------------------------------------------------------------
-def pick_in_search(ed, query: str, expect_type: str) -> int:
-    """Types into the open search box and takes the first hit; returns the new node's id."""
-    before = set(ed.node_ids())
-    ed.page.locator(".loom-search input").wait_for(state="visible", timeout=3000)
-    ed.page.keyboard.type(query)
-    first = ed.page.locator(".loom-search li").first
-    assert first.get_attribute("data-type") == expect_type, ed.page.locator(".loom-search li").all_inner_texts()
-    ed.page.keyboard.press("Enter")
-    new = set(ed.node_ids()) - before
-    assert len(new) == 1, new
-    return new.pop()
-
-
-def add_by_double_click(ed, at: tuple[float, float], query: str, expect_type: str) -> int:
-    ed.open_search_at(at)
-    return pick_in_search(ed, query, expect_type)
-
-
 def drag(ed, start: tuple[float, float], end: tuple[float, float]) -> None:
     ed.page.mouse.move(*start)
     ed.page.mouse.down()
@@ -45,7 +27,7 @@ def drop_link_in_space(ed, node_id: int, slot: int, is_input: bool, to: tuple[fl
                        expect_type: str) -> int:
     """Drags a link out of a socket into empty canvas and picks a node from the filtered search."""
     drag(ed, ed.slot_pos(node_id, slot, is_input), to)
-    return pick_in_search(ed, query, expect_type)
+    return ed.pick_in_search(query, expect_type)
 
 
 def slot_index(ed, node_id: int, name: str, is_input: bool) -> int:
@@ -119,7 +101,7 @@ def test_build_txt2img_on_an_empty_canvas_and_run_it(editor):
     ed.page.wait_for_function("loomApp.graph._nodes.length === 0")
     ed.shot("empty_canvas")
 
-    ckpt = add_by_double_click(ed, (60, 330), "load checkpoint", "CheckpointLoaderSimple")
+    ckpt = ed.add_by_search((60, 330), "load checkpoint", "CheckpointLoaderSimple")
     choose_combo(ed, ckpt, "ckpt_name", DEMO_CKPT)
     ed.shot("checkpoint_chosen")
 

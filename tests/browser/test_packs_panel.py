@@ -135,18 +135,6 @@ def make_git_pack(root: Path) -> Path:
     return repo
 
 
-def add_by_search(ed, query: str, at: tuple[float, float], expect_type: str) -> int:
-    before = set(ed.node_ids())
-    ed.open_search_at(at)
-    ed.page.keyboard.type(query)
-    first = ed.page.locator(".loom-search li").first
-    assert first.get_attribute("data-type") == expect_type, ed.page.locator(".loom-search li").all_inner_texts()
-    ed.page.keyboard.press("Enter")
-    new = set(ed.node_ids()) - before
-    assert len(new) == 1
-    return new.pop()
-
-
 def test_install_from_git_add_the_node_run_it_update_disable_enable_remove(make_editor, packs_server, tmp_path):
     ed = make_editor(packs_server)
     repo = make_git_pack(tmp_path / "src")
@@ -182,7 +170,7 @@ def test_install_from_git_add_the_node_run_it_update_disable_enable_remove(make_
     ed.js("() => document.getElementById('btn-new').click()")
     ed.page.wait_for_function("loomApp.graph._nodes.length === 0")
     before = readout(ed)
-    node = add_by_search(ed, "demo pack swatch", (300, 300), PACK_NODE)
+    node = ed.add_by_search((300, 300), "demo pack swatch", PACK_NODE)
     ed.page.click("#btn-queue")
     after = wait_readout(ed, f"+d.misses > {before['misses']}")
     ed.wait_idle()
