@@ -410,9 +410,10 @@ class Dispatcher:
             with self._cond:
                 self._running.pop(item.prompt_id, None)
         try:
-            held = dict(worker.held_models())
-            with self._cond:
-                self._set_held(slot, held)
+            if len(self._slots) > 1 or not isinstance(worker, LocalWorker):  # a lone local worker needs no affinity
+                held = dict(worker.held_models())
+                with self._cond:
+                    self._set_held(slot, held)
         except Exception:
             log.exception("worker %s could not say which models it holds", worker.name)
 
