@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from nodes import paths
+
+
+def model_files() -> Iterator[tuple[str, str, Path]]:
+    """(folder kind, model name, full path) of every model file (listings cached by `paths`)."""
+    for kind in paths.MODEL_FOLDERS:
+        for name in paths.get_filename_list(kind):
+            full = paths.get_full_path(kind, name)
+            if full is not None:
+                yield kind, name, full
 
 
 def model_names() -> set[str]:
@@ -22,30 +32,27 @@ def model_names() -> set[str]:
     return names
 
 
-def models_in_prompt(prompt: dict, known: set[str] | None = None) -> set[str]:
-    """The model names among a prompt's constant string inputs (links and other values are skipped)."""
-    known = model_names() if known is None else known
-    found = set()
+def constant_strings(prompt: dict) -> Iterator[str]:
+    """The string values of a prompt's inputs (links, numbers and malformed nodes are skipped)."""
     for node in prompt.values():
         inputs = node.get("inputs") if isinstance(node, dict) else None
-        if not isinstance(inputs, dict):
-            continue
-        for value in inputs.values():
-            if isinstance(value, str) and value in known:
-                found.add(value)
-    return found
+        if isinstance(inputs, dict):
+            yield from (value for value in inputs.values() if isinstance(value, str))
+
+
+def models_in_prompt(prompt: dict, known: set[str] | None = None) -> set[str]:
+    """The model names among a prompt's constant string inputs."""
+    known = model_names() if known is None else known
+    return {value for value in constant_strings(prompt) if value in known}
 
 
 def names_by_real_path() -> dict[str, str]:
     """Real path -> model name for every model file (symlinked models map to the name they are listed by)."""
     names: dict[str, str] = {}
-    for kind in paths.MODEL_FOLDERS:
-        for name in paths.get_filename_list(kind):
-            full = paths.get_full_path(kind, name)
-            if full:
-                names.setdefault(os.path.realpath(full), name)
-                if full.is_dir():  # a diffusers folder is loaded by its model_index.json
-                    names.setdefault(os.path.realpath(full / "model_index.json"), name)
+    for _, name, full in model_files():
+        names.setdefault(os.path.realpath(full), name)
+        if full.is_dir():  # a diffusers folder is loaded by its model_index.json
+            names.setdefault(os.path.realpath(full / "model_index.json"), name)
     return names
 
 

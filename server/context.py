@@ -145,9 +145,10 @@ def make_pool(config: ServeConfig, registry, folders):
     from server.cluster.pool import RayPool, parse_workers_option
 
     _, address = parse_workers_option(config.workers)
-    settings = {"models_dir": str(folders.models_dirs[0]), "custom_nodes_allow": config.custom_nodes_allow,
-                "disable_custom_nodes": config.disable_custom_nodes, "cache_ram_gb": config.cache_ram_gb,
-                "cache_none": config.cache_none, "fast": config.fast,
+    # What a worker builds its engine from (server/cluster/actor.py): the same config fields as here.
+    engine_config = {name: getattr(config, name) for name in ("custom_nodes_allow", "disable_custom_nodes",
+                                                              "cache_ram_gb", "cache_none", "fast")}
+    settings = {"models_dir": str(folders.models_dirs[0]), "config": engine_config,
                 "env": {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}}
     pool = RayPool(address, config.ray_namespace, settings, make_manifest(registry), config.worker_cpus)
     pool.connect()

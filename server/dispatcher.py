@@ -87,10 +87,12 @@ class LocalWorker:
             self.executor.reset()
         if unload_models or free_memory:
             try:
-                from nodes.diffusion.management import model_manager
+                from nodes.diffusion.management import existing_model_manager
             except ImportError:
                 return
-            model_manager().free()
+            manager = existing_model_manager()  # none yet: no model was ever loaded, nothing to free
+            if manager is not None:
+                manager.free()
 
     def stats(self) -> dict:
         try:

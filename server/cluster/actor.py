@@ -32,41 +32,34 @@ class WorkerBusy(RuntimeError):
 
 
 class LoomWorker:
+    """Built from `settings`: the server's `ServeConfig` fields in `config`, plus `name`, `models_dir`,
+    `env` and `cpu_threads`. The engine is a `LocalWorker`, exactly as `loom serve --workers local` has."""
+
     def __init__(self, settings: dict):
         for name, value in (settings.get("env") or {}).items():
             os.environ[name] = str(value)
         threads = settings.get("cpu_threads")
         if threads:
             os.environ["OMP_NUM_THREADS"] = str(threads)
-        from engine.cache import LRUCache, NullCache
-        from engine.execution import Executor
-        from nodes import paths
-        from nodes.custom_loader import load_custom_nodes
-        from nodes.registry import builtin_registry
-
-        if threads:
             import torch
 
             torch.set_num_threads(int(threads))
+        from nodes import paths
+        from server.cli_serve import apply_fast, build_registry
+        from server.config import ServeConfig
+        from server.context import make_cache
+        from server.dispatcher import LocalWorker
+
         self.name = settings["name"]
         data_dir = os.environ.get(DATA_DIR_ENV) or settings.get("data_dir")
         data_dir = Path(data_dir) / self.name if data_dir else Path.home() / ".cache" / "loom" / "workers" / self.name
         models_dir = os.environ.get(MODELS_DIR_ENV) or settings.get("models_dir")
         self.folders = paths.configure(data_dir, models_dir)
-        self.registry = builtin_registry()
-        load_custom_nodes(self.registry, allow=settings.get("custom_nodes_allow"),
-                          disabled=bool(settings.get("disable_custom_nodes")))
-        if settings.get("fast"):
-            from nodes.diffusion.sampling import settings as sampling_settings
-
-            sampling_settings.fast = True
-        if settings.get("cache_none"):
-            cache = NullCache()
-        elif settings.get("cache_ram_gb") is not None:
-            cache = LRUCache(int(settings["cache_ram_gb"] * 1024**3))
-        else:
-            cache = None
-        self.executor = Executor(self.registry, cache=cache) if cache is not None else Executor(self.registry)
+        config = ServeConfig(**settings.get("config", {}))
+        self.registry = build_registry(config)
+        apply_fast(config)
+        self.engine = LocalWorker(self.registry, make_cache(config), self.name)
+        self.executor = self.engine.executor
         self._run_lock = threading.Lock()
         self._current: tuple[str, object] | None = None  # (prompt_id, InterruptFlag)
         self.started = time.time()
@@ -97,13 +90,7 @@ class LoomWorker:
         return True
 
     def free(self, unload_models: bool, free_memory: bool) -> None:
-        if free_memory:
-            self.executor.reset()
-        from nodes.diffusion.management import existing_model_manager
-
-        manager = existing_model_manager()
-        if (unload_models or free_memory) and manager is not None:
-            manager.free()
+        self.engine.free(unload_models, free_memory)
 
     def stats(self) -> dict:
         from server.affinity import loaded_model_files

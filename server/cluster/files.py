@@ -18,6 +18,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from nodes import paths
+from server.affinity import constant_strings
 
 MAX_INPUT_BYTES = 512 * 1024**2  # what one run may carry to a worker
 FILE_KINDS = ("output", "temp", "input")
@@ -34,30 +35,26 @@ def prompt_input_files(prompt: dict) -> dict[FileRef, bytes]:
     """The data-folder files a prompt names in its constant string inputs ("x.png", "a/b.png [output]")."""
     files: dict[FileRef, bytes] = {}
     total = 0
-    for node in prompt.values():
-        inputs = node.get("inputs") if isinstance(node, dict) else None
-        if not isinstance(inputs, dict):
+    for value in constant_strings(prompt):
+        if not value or len(value) > 1024:
             continue
-        for value in inputs.values():
-            if not isinstance(value, str) or not value or len(value) > 1024:
-                continue
-            name, kind = paths.split_annotation(value)
-            try:
-                path = paths.get_annotated_filepath(value)
-            except (paths.UnsafePath, ValueError, OSError):
-                continue
-            if not path.is_file():
-                continue
-            sub, _, filename = name.replace("\\", "/").rpartition("/")
-            ref = (kind, sub, filename)
-            if ref in files:
-                continue
-            data = path.read_bytes()
-            total += len(data)
-            if total > MAX_INPUT_BYTES:
-                raise InputTooLarge(f"the files this prompt loads are over {MAX_INPUT_BYTES // 1024**2} MB together, "
-                                    "too much to send to a worker")
-            files[ref] = data
+        name, kind = paths.split_annotation(value)
+        try:
+            path = paths.get_annotated_filepath(value)
+        except (paths.UnsafePath, ValueError, OSError):
+            continue
+        if not path.is_file():
+            continue
+        sub, _, filename = name.replace("\\", "/").rpartition("/")
+        ref = (kind, sub, filename)
+        if ref in files:
+            continue
+        data = path.read_bytes()
+        total += len(data)
+        if total > MAX_INPUT_BYTES:
+            raise InputTooLarge(f"the files this prompt loads are over {MAX_INPUT_BYTES // 1024**2} MB together, "
+                                "too much to send to a worker")
+        files[ref] = data
     return files
 
 

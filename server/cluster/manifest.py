@@ -11,24 +11,20 @@ import hashlib
 import tomllib
 from pathlib import Path
 
-from nodes import paths
+from server.affinity import model_files
 
 SKIP_DIRS = {".git", "__pycache__", ".venv", ".venvs", "node_modules", "web"}
 
 
-def model_files() -> dict[str, dict[str, int]]:
+def model_sizes() -> dict[str, dict[str, int]]:
     """Model folder kind -> {model name: size in bytes} (a diffusers folder's size is its files' total)."""
     listing: dict[str, dict[str, int]] = {}
-    for kind in paths.MODEL_FOLDERS:
-        for name in paths.get_filename_list(kind):
-            full = paths.get_full_path(kind, name)
-            if full is None:
-                continue
-            if full.is_dir():
-                size = sum(p.stat().st_size for p in full.rglob("*") if p.is_file())
-            else:
-                size = full.stat().st_size
-            listing.setdefault(kind, {})[name] = size
+    for kind, name, full in model_files():
+        if full.is_dir():
+            size = sum(p.stat().st_size for p in full.rglob("*") if p.is_file())
+        else:
+            size = full.stat().st_size
+        listing.setdefault(kind, {})[name] = size
     return listing
 
 
@@ -55,7 +51,7 @@ def make_manifest(registry) -> dict:
     from server.routes_info import loom_version
 
     packs = {pack.name: pack_fingerprint(Path(pack.path)) for pack in registry.packs if pack.error is None}
-    return {"loom_version": loom_version(), "models": model_files(), "packs": packs,
+    return {"loom_version": loom_version(), "models": model_sizes(), "packs": packs,
             "node_types": sorted(registry.names())}
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from server.cluster.files import OutputReceiver
 from server.cluster.manifest import differences
-from server.cluster.remote_worker import RayWorker
+from server.cluster.remote_worker import RayWorker, short_error
 from server.config import is_loopback_host
 
 log = logging.getLogger("loom.cluster")
@@ -185,7 +185,7 @@ class RayPool:
             try:
                 pid = ray.get(ref)
             except RayError as e:  # dead, or its node is gone (ActorUnschedulableError)
-                log.warning("worker %s is not answering: %s", worker.name, str(e).splitlines()[0] if str(e) else e)
+                log.warning("worker %s is not answering: %s", worker.name, short_error(e))
                 worker.mark_lost(e)
                 continue
             if pid != worker.info.get("pid"):
@@ -242,7 +242,7 @@ class RayPool:
                      info.get("pid"))
             self.on_add(worker)
         except (GetTimeoutError, RayActorError) as e:
-            log.warning("worker %s is not answering yet: %s", slot.name, str(e).splitlines()[0] if str(e) else e)
+            log.warning("worker %s is not answering yet: %s", slot.name, short_error(e))
         except Exception:
             log.exception("starting worker %s failed", slot.name)
         finally:

@@ -77,7 +77,7 @@ class RayWorker:
                 on_event(Event(event_type, data))
         except (RayActorError, ActorUnschedulableError, GetTimeoutError) as e:
             self.mark_lost(e)
-            raise WorkerLost(_short(e)) from e
+            raise WorkerLost(short_error(e)) from e
         raise WorkerLost(f"worker {self.name} ended the run without a result")
 
     # -- bookkeeping --------------------------------------------------------------------------------
@@ -97,12 +97,13 @@ class RayWorker:
         """Take the worker out of the hand-out until the pool sees it answer again."""
         self.ready = False
         self.state = "restarting"
-        self.reason = _short(error)
+        self.reason = short_error(error)
         self.lost_at = time.monotonic()
         with self._lock:
             self._held = {}  # a restarted actor starts empty
 
 
-def _short(error: BaseException) -> str:
+def short_error(error: BaseException) -> str:
+    """An exception's type and first line (Ray's messages run to many lines)."""
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
